@@ -1,0 +1,592 @@
+"""``ClientConnection``: the SMTP client protocol machine.  Events in, bytes out; no I/O."""
+
+from __future__ import annotations
+
+import base64
+import enum
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from ._addresses import ehlo_domain, needs_smtputf8
+from ._encoder import DataEncoder
+from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._events import (
+    Auth,
+    AuthResponse,
+    Bdat,
+    Command,
+    ConnectionClosed,
+    Data,
+    Ehlo,
+    EndOfMessage,
+    Helo,
+    Lhlo,
+    MailFrom,
+    MessageData,
+    Noop,
+    Quit,
+    RcptTo,
+    Reply,
+    Rset,
+    StartTLS,
+    Vrfy,
+)
+from ._extensions import Extensions, parse_ehlo
+from ._receivebuffer import ReceiveBuffer
+from ._replies import ReplyAssembler, parse_enhanced_status
+from ._state import (
+    GROUP_CONTINUABLE,
+    INTERMEDIATE_ALLOWED,
+    POSITIVE_REFUSED,
+    REPLY_TRANSITIONS,
+    SEND_TRANSITIONS,
+    TIMEOUTS,
+    Outcome,
+    State,
+)
+from ._wire import COMMAND_LINE_LIMIT, render_mail, render_rcpt
+
+__all__ = ["NEED_DATA", "PAUSED", "ClientConnection", "Limits", "Sentinel"]
+
+
+class Sentinel(enum.Enum):
+    """The type of ``NEED_DATA`` and ``PAUSED``."""
+
+    NEED_DATA = "NEED_DATA"
+    PAUSED = "PAUSED"
+
+    def __repr__(self) -> str:
+        return self.value
+
+
+#: ``next_event()`` needs more bytes from the server before it can say anything.
+NEED_DATA = Sentinel.NEED_DATA
+#: The connection waits for the TLS handshake (after the 220 to STARTTLS).
+PAUSED = Sentinel.PAUSED
+
+Event = Reply | ConnectionClosed | Sentinel
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what the server may make us buffer (checklist R6, S6/S7).
+
+    Line lengths count the CRLF.  During AUTH the line limit rises to ``max_auth_line_length``
+    (RFC 4954 §4 lets challenges reach 12288 octets).
+    """
+
+    max_line_length: int = 4096
+    max_auth_line_length: int = 16384
+    max_reply_lines: int = 1000
+    max_reply_bytes: int = 65536
+
+    def __post_init__(self) -> None:
+        if self.max_line_length < 512:
+            raise ValueError("max_line_length must be at least 512 (RFC 5321 §4.5.3.1.5)")
+        if self.max_auth_line_length < 12288:
+            raise ValueError("max_auth_line_length must be at least 12288 (RFC 4954 §4)")
+        if self.max_reply_lines < 1:
+            raise ValueError("max_reply_lines must be at least 1")
+        if self.max_reply_bytes < self.max_line_length:
+            raise ValueError("max_reply_bytes must be at least max_line_length")
+
+
+_KINDS: Mapping[type, str] = {
+    Ehlo: "EHLO",
+    Helo: "HELO",
+    Lhlo: "LHLO",
+    StartTLS: "STARTTLS",
+    Auth: "AUTH",
+    AuthResponse: "AUTH-RESPONSE",
+    MailFrom: "MAIL",
+    RcptTo: "RCPT",
+    Data: "DATA",
+    MessageData: "MESSAGE-DATA",
+    EndOfMessage: "END-OF-MESSAGE",
+    Rset: "RSET",
+    Noop: "NOOP",
+    Vrfy: "VRFY",
+    Quit: "QUIT",
+}
+
+_STATIC_LINES: Mapping[str, bytes] = {
+    "STARTTLS": b"STARTTLS\r\n",
+    "DATA": b"DATA\r\n",
+    "RSET": b"RSET\r\n",
+    "NOOP": b"NOOP\r\n",
+    "QUIT": b"QUIT\r\n",
+}
+
+_HELLO_KINDS = frozenset({"EHLO", "HELO", "LHLO"})
+_AUTH_KINDS = frozenset({"AUTH", "AUTH-RESPONSE"})
+# Replies to these carry no enhanced status code (RFC 2034 §4).
+_NO_ENHANCED_STATUS = frozenset({"GREETING", *_HELLO_KINDS})
+
+
+def kind_of(event: Command) -> str:
+    """The name the state tables use for a command."""
+    if type(event) is Bdat:
+        return "BDAT-LAST" if event.last else "BDAT"
+    return _KINDS[type(event)]
+
+
+class _Transaction:
+    """What the machine must remember about one mail transaction."""
+
+    __slots__ = ("accepted", "body", "pending_cr", "smtputf8")
+
+    def __init__(self, mail: MailFrom) -> None:
+        self.body = mail.body
+        self.smtputf8 = mail.smtputf8
+        self.accepted = 0
+        self.pending_cr = False  # a BDAT chunk ended with CR: the next must start with LF
+
+
+class _Pending:
+    """A command sent and not yet (fully) answered."""
+
+    __slots__ = ("command", "kind", "replies_left", "transaction")
+
+    def __init__(self, command: Command, kind: str, transaction: _Transaction | None) -> None:
+        self.command = command
+        self.kind = kind
+        self.transaction = transaction
+        self.replies_left = 0  # LMTP: set when the final reply(ies) to the data become due
+
+
+class ClientConnection:
+    """The client side of one SMTP (or LMTP) session.
+
+    Feed what the server sends to :meth:`receive_data` and read events with :meth:`next_event`;
+    turn commands into bytes with :meth:`send`.  Nothing here touches a socket or a clock.
+    """
+
+    def __init__(
+        self,
+        local_hostname: str = "localhost",
+        *,
+        lmtp: bool = False,
+        limits: Limits | None = None,
+        timeouts: Mapping[str, float] | None = None,
+    ) -> None:
+        self.local_hostname = ehlo_domain(local_hostname)
+        self.lmtp = lmtp
+        self.limits = limits or Limits()
+        unknown = set(timeouts or ()) - set(TIMEOUTS)
+        if unknown:
+            raise ValueError(f"unknown timeout names: {sorted(unknown)}")
+        self.timeouts: Mapping[str, float] = {**TIMEOUTS, **(timeouts or {})}
+        self.state = State.GREETING
+        self.extensions = Extensions()
+        self.tls = False
+        self.authenticated = False
+        self._buffer = ReceiveBuffer()
+        self._assembler = self._new_assembler(auth=False)
+        self._pending: deque[_Pending] = deque()
+        self._ready_replies: deque[Reply] = deque()
+        self._transaction: _Transaction | None = None
+        self._encoder: DataEncoder | None = None
+        self._eof = False
+        # Which side broke the rules, so later calls blame the right one.
+        self._error_class: type[ProtocolError] = LocalProtocolError
+
+    def _fail(self, error_class: type[ProtocolError]) -> None:
+        self.state = State.ERROR
+        self._error_class = error_class
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Give the machine bytes from the server; ``b""`` means the server closed."""
+        if self._eof:
+            if data:
+                raise RuntimeError("received data after the end of the stream")
+            return
+        if data:
+            self._buffer.feed(data)
+        else:
+            self._eof = True
+
+    def next_event(self) -> Event:
+        """The next thing the server said: a ``Reply``, ``ConnectionClosed``, or a sentinel."""
+        if self.state is State.ERROR:
+            raise self._error_class("the connection is in the ERROR state")
+        if self._ready_replies:
+            return self._ready_replies.popleft()
+        try:
+            return self._next_event()
+        except RemoteProtocolError:
+            self._fail(RemoteProtocolError)
+            raise
+
+    def _next_event(self) -> Event:
+        if self.state is State.TLS_PAUSED:
+            if len(self._buffer):
+                # Plaintext that arrived behind the 220 could be an attacker's (response
+                # injection, checklist S4): never parse it.
+                raise RemoteProtocolError(
+                    "the server sent data after its 220 to STARTTLS", line=self._buffer.take_all()
+                )
+            return PAUSED
+        while True:
+            limit = self.limits.max_line_length
+            if self._pending and self._pending[0].kind in _AUTH_KINDS:
+                limit = self.limits.max_auth_line_length
+            line = self._buffer.next_line(limit)
+            if line is None:
+                if self._eof:
+                    return self._closed()
+                return NEED_DATA
+            parsed = self._assembler.feed_line(line)
+            if parsed is not None:
+                return self._reply(*parsed)
+
+    def _closed(self) -> ConnectionClosed:
+        unanswered = tuple(p.command for p in self._pending)
+        self._pending.clear()
+        self.state = State.CLOSED
+        return ConnectionClosed(unanswered)
+
+    def _reply(self, code: int, texts: tuple[str, ...]) -> Reply:
+        pending = self._pending[0] if self._pending else None
+        if pending is None:
+            kind = "GREETING"
+            if self.state is not State.GREETING:
+                if code != 421:
+                    raise RemoteProtocolError(f"reply {code} with no command outstanding")
+                # A server may announce its shutdown at any moment (checklist C15).
+                self.state = State.CLOSED
+                return Reply(code, texts)
+        else:
+            kind = pending.kind
+        outcome = _outcome(code)
+        if outcome is Outcome.INTERMEDIATE and kind not in INTERMEDIATE_ALLOWED:
+            raise RemoteProtocolError(f"unexpected {code} reply to {kind}")
+        if outcome is Outcome.POSITIVE and kind in POSITIVE_REFUSED:
+            raise RemoteProtocolError(
+                f"{kind} got {code}; it must be answered with 354 or an error"
+            )
+        enhanced = None
+        if kind not in _NO_ENHANCED_STATUS:
+            enhanced = parse_enhanced_status(code, texts[0])[0]
+        command = pending.command if pending else None
+        reply = Reply(code, texts, enhanced, command)
+        if pending is not None and self._answered(pending):
+            self._pending.popleft()
+        _REPLY_EFFECTS.get(kind, _no_effect)(self, reply, pending)
+        after = REPLY_TRANSITIONS.get((self.state, kind, outcome))
+        if after is not None:
+            self.state = after
+        if code == 421:
+            self._service_closing(reply)
+        return reply
+
+    def _answered(self, pending: _Pending) -> bool:
+        """Count one reply against ``pending``; True when it has had all its replies."""
+        if self.lmtp and pending.kind in ("END-OF-MESSAGE", "BDAT-LAST"):
+            # LMTP answers the end of data once per accepted recipient (RFC 2033 §4.2).
+            if not pending.replies_left:
+                transaction = pending.transaction
+                pending.replies_left = max(1, transaction.accepted if transaction else 0)
+            pending.replies_left -= 1
+            return pending.replies_left == 0
+        return True
+
+    def _service_closing(self, reply: Reply) -> None:
+        # 421: the server is going away; everything still outstanding failed with it (C15).
+        for pending in self._pending:
+            self._ready_replies.append(
+                Reply(reply.code, reply.lines, reply.enhanced_status, pending.command)
+            )
+        self._pending.clear()
+        self.state = State.CLOSED
+
+    def tls_established(self) -> None:
+        """Tell the machine the TLS handshake after STARTTLS succeeded.
+
+        Everything learnt before it is forgotten (RFC 3207 §4.2): a new EHLO is required.
+        """
+        if self.state is not State.TLS_PAUSED:
+            self._fail(LocalProtocolError)
+            raise LocalProtocolError("tls_established() is only valid after a 220 to STARTTLS")
+        self.tls = True
+        self.extensions = Extensions()
+        self.authenticated = False
+        self.state = State.CONNECTED
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def send(self, event: Command) -> bytes:
+        """The bytes to write for ``event``.
+
+        Raises ``LocalProtocolError`` (and enters ``ERROR``) if ``event`` is not allowed now.
+        """
+        try:
+            return self._send(event)
+        except LocalProtocolError:
+            self._fail(LocalProtocolError)
+            raise
+
+    def _send(self, event: Command) -> bytes:
+        kind = kind_of(event)
+        after = SEND_TRANSITIONS.get((self.state, kind))
+        if after is None:
+            raise LocalProtocolError(f"cannot send {kind} in state {self.state.value}")
+        if self._pending and not (
+            self.extensions.pipelining and all(p.kind in GROUP_CONTINUABLE for p in self._pending)
+        ):
+            waiting = self._pending[-1].kind
+            raise LocalProtocolError(f"cannot send {kind} before the reply to {waiting}")
+        data = _RENDERERS[kind](self, event)
+        if kind != "MESSAGE-DATA":
+            self._pending.append(_Pending(event, kind, self._transaction))
+        self.state = after
+        return data
+
+    @property
+    def pending(self) -> tuple[Command, ...]:
+        """The commands sent and not yet answered, oldest first."""
+        return tuple(p.command for p in self._pending)
+
+    @property
+    def recommended_timeout(self) -> float | None:
+        """Seconds to allow for what the machine waits for now (RFC 5321 §4.5.3.2), or ``None``.
+
+        While the client is sending message content it is the time allowed for each write.
+        """
+        if self._pending:
+            return self.timeouts[self._pending[0].kind]
+        if self.state is State.GREETING:
+            return self.timeouts["GREETING"]
+        if self.state in (State.MESSAGE, State.BDAT):
+            return self.timeouts["DATA-BLOCK"]
+        return None
+
+    def _new_assembler(self, *, auth: bool) -> ReplyAssembler:
+        limits = self.limits
+        max_bytes = max(limits.max_reply_bytes, limits.max_auth_line_length) if auth else 0
+        return ReplyAssembler(
+            max_lines=limits.max_reply_lines, max_bytes=max_bytes or limits.max_reply_bytes
+        )
+
+    # -- renderers (one per command kind) ----------------------------------------------------
+
+    def _render_hello(self, event: Command) -> bytes:
+        assert isinstance(event, (Ehlo, Helo, Lhlo))
+        kind = kind_of(event)
+        if (kind == "LHLO") != self.lmtp:
+            mode = "an LMTP" if self.lmtp else "an SMTP"
+            raise LocalProtocolError(f"{kind} cannot be used on {mode} connection")
+        hostname = self.local_hostname if event.hostname is None else ehlo_domain(event.hostname)
+        # A new greeting ends any transaction and forgets the old capabilities.
+        self._transaction = None
+        return f"{kind} {hostname}\r\n".encode("ascii")
+
+    def _render_starttls(self, event: Command) -> bytes:
+        if not self.extensions.starttls:
+            raise LocalProtocolError("the server did not advertise STARTTLS")
+        if self.tls:
+            raise LocalProtocolError("TLS is already active; STARTTLS cannot be used twice")
+        return _STATIC_LINES["STARTTLS"]
+
+    def _render_auth(self, event: Command) -> bytes:
+        assert isinstance(event, Auth)
+        mechanism = event.mechanism.upper()
+        if self.authenticated:
+            raise LocalProtocolError("already authenticated (RFC 4954 §4)")
+        if mechanism not in self.extensions.auth:
+            raise LocalProtocolError(f"the server did not advertise AUTH {mechanism}")
+        line = f"AUTH {mechanism}"
+        if event.initial_response is not None:
+            line += " " + (_b64(event.initial_response) or "=")
+        if len(line) + 2 > COMMAND_LINE_LIMIT:
+            raise LocalProtocolError(
+                "the initial response makes the AUTH line longer than 512 octets: "
+                "send AUTH without it and answer the empty 334 challenge (RFC 4954 §4)"
+            )
+        self._assembler = self._new_assembler(auth=True)
+        return f"{line}\r\n".encode("ascii")
+
+    def _render_auth_response(self, event: Command) -> bytes:
+        assert isinstance(event, AuthResponse)
+        if event.cancel:
+            return b"*\r\n"
+        return _b64(event.data).encode("ascii") + b"\r\n"
+
+    def _render_mail(self, event: Command) -> bytes:
+        assert isinstance(event, MailFrom)
+        line = render_mail(event, self.extensions)
+        self._transaction = _Transaction(event)
+        return line
+
+    def _render_rcpt(self, event: Command) -> bytes:
+        assert isinstance(event, RcptTo)
+        transaction = self._current_transaction()
+        if needs_smtputf8(event.recipient) and not transaction.smtputf8:
+            raise LocalProtocolError(
+                "a non-ASCII recipient needs a MAIL with smtputf8=True (RFC 6531 §3.4)"
+            )
+        return render_rcpt(event, self.extensions)
+
+    def _current_transaction(self) -> _Transaction:
+        transaction = self._transaction
+        assert transaction is not None  # the state tables allow RCPT/DATA/BDAT only after MAIL
+        return transaction
+
+    def _render_data(self, event: Command) -> bytes:
+        if self._current_transaction().body == "BINARYMIME":
+            raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT (RFC 3030 §3)")
+        return _STATIC_LINES["DATA"]
+
+    def _render_message_data(self, event: Command) -> bytes:
+        assert isinstance(event, MessageData)
+        transaction = self._current_transaction()
+        if not event.data:
+            return b""
+        if not transaction.accepted:
+            raise LocalProtocolError(
+                "no recipient was accepted: end the data with EndOfMessage and send nothing else "
+                "(RFC 2920 §3.1)"
+            )
+        self._check_eight_bit(event.data, transaction)
+        assert self._encoder is not None  # made when DATA got its 354
+        return self._encoder.encode(event.data)
+
+    def _render_end_of_message(self, event: Command) -> bytes:
+        encoder = self._encoder
+        assert encoder is not None  # made when DATA got its 354
+        self._encoder = None
+        return encoder.end()
+
+    def _render_bdat(self, event: Command) -> bytes:
+        assert isinstance(event, Bdat)
+        if not self.extensions.chunking:
+            raise LocalProtocolError("the server did not advertise CHUNKING")
+        transaction = self._current_transaction()
+        chunk = event.chunk
+        if transaction.body != "BINARYMIME":
+            self._check_eight_bit(chunk, transaction)
+            _check_crlf(chunk, transaction)
+        if event.last:
+            if transaction.pending_cr:
+                raise LocalProtocolError("the last BDAT chunk ends with a bare CR")
+            header = b"BDAT %d LAST\r\n" % len(chunk)
+        else:
+            header = b"BDAT %d\r\n" % len(chunk)
+        return header + chunk
+
+    def _check_eight_bit(self, data: bytes, transaction: _Transaction) -> None:
+        if transaction.body in (None, "7BIT") and not transaction.smtputf8 and not data.isascii():
+            raise LocalProtocolError(
+                "8-bit message content needs MAIL with body='8BITMIME' (RFC 6152) or smtputf8"
+            )
+
+    def _render_vrfy(self, event: Command) -> bytes:
+        assert isinstance(event, Vrfy)
+        if needs_smtputf8(event.string) and not self.extensions.smtputf8:
+            raise LocalProtocolError("a non-ASCII VRFY argument needs SMTPUTF8")
+        return f"VRFY {event.string}\r\n".encode()
+
+    def _render_static(self, event: Command) -> bytes:
+        return _STATIC_LINES[kind_of(event)]
+
+
+def _check_crlf(chunk: bytes, transaction: _Transaction) -> None:
+    """Refuse bare CR or LF in a text BDAT chunk: BDAT text is CRLF text too (RFC 3030 §2, S2)."""
+    if transaction.pending_cr:
+        if not chunk.startswith(b"\n"):
+            raise LocalProtocolError("a BDAT chunk ended with a bare CR")
+        chunk = chunk[1:]
+    transaction.pending_cr = chunk.endswith(b"\r")
+    if transaction.pending_cr:
+        chunk = chunk[:-1]
+    crlf = chunk.count(b"\r\n")
+    if chunk.count(b"\r") != crlf or chunk.count(b"\n") != crlf:
+        raise LocalProtocolError(
+            "a text BDAT chunk contains a bare CR or LF: normalise line endings to CRLF first"
+        )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _outcome(code: int) -> Outcome:
+    if code < 300:
+        return Outcome.POSITIVE
+    if code < 400:
+        return Outcome.INTERMEDIATE
+    return Outcome.NEGATIVE
+
+
+_Renderer = Callable[[ClientConnection, Command], bytes]
+_RENDERERS: Mapping[str, _Renderer] = {
+    "EHLO": ClientConnection._render_hello,
+    "HELO": ClientConnection._render_hello,
+    "LHLO": ClientConnection._render_hello,
+    "STARTTLS": ClientConnection._render_starttls,
+    "AUTH": ClientConnection._render_auth,
+    "AUTH-RESPONSE": ClientConnection._render_auth_response,
+    "MAIL": ClientConnection._render_mail,
+    "RCPT": ClientConnection._render_rcpt,
+    "DATA": ClientConnection._render_data,
+    "MESSAGE-DATA": ClientConnection._render_message_data,
+    "END-OF-MESSAGE": ClientConnection._render_end_of_message,
+    "BDAT": ClientConnection._render_bdat,
+    "BDAT-LAST": ClientConnection._render_bdat,
+    "RSET": ClientConnection._render_static,
+    "NOOP": ClientConnection._render_static,
+    "VRFY": ClientConnection._render_vrfy,
+    "QUIT": ClientConnection._render_static,
+}
+
+
+# -- what a reply changes besides the state ----------------------------------------------------
+
+_Effect = Callable[[ClientConnection, Reply, "_Pending | None"], None]
+
+
+def _no_effect(conn: ClientConnection, reply: Reply, pending: _Pending | None) -> None:
+    return None
+
+
+def _hello_effect(conn: ClientConnection, reply: Reply, pending: _Pending | None) -> None:
+    if not reply.is_positive:
+        return
+    assert pending is not None
+    conn.authenticated = False
+    if pending.kind == "HELO":
+        conn.extensions = Extensions()
+    else:
+        conn.extensions = parse_ehlo(reply.lines)
+
+
+def _auth_effect(conn: ClientConnection, reply: Reply, pending: _Pending | None) -> None:
+    if reply.is_positive:
+        conn.authenticated = True
+    if not reply.is_intermediate:
+        conn._assembler = conn._new_assembler(auth=False)
+
+
+def _rcpt_effect(conn: ClientConnection, reply: Reply, pending: _Pending | None) -> None:
+    assert pending is not None
+    assert pending.transaction is not None
+    if reply.is_positive:
+        pending.transaction.accepted += 1
+
+
+def _data_effect(conn: ClientConnection, reply: Reply, pending: _Pending | None) -> None:
+    if reply.is_intermediate:
+        conn._encoder = DataEncoder()
+
+
+_REPLY_EFFECTS: Mapping[str, _Effect] = {
+    "EHLO": _hello_effect,
+    "HELO": _hello_effect,
+    "LHLO": _hello_effect,
+    "AUTH": _auth_effect,
+    "AUTH-RESPONSE": _auth_effect,
+    "RCPT": _rcpt_effect,
+    "DATA": _data_effect,
+}

@@ -1,0 +1,310 @@
+"""Events: the commands a client sends and the replies it receives.
+
+Every event is a frozen, slotted dataclass that validates itself on construction, so an invalid
+address, domain or parameter raises ``ValueError`` before a single byte exists (checklist S1).
+Rendering to bytes is the connection's job, because it depends on what the server advertised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ._addresses import check_text_argument, ehlo_domain, format_mailbox, is_postmaster
+from ._replies import EnhancedStatus
+from ._xtext import check_esmtp_keyword, check_esmtp_value, xtext_encode
+
+__all__ = [
+    "Auth",
+    "AuthResponse",
+    "Bdat",
+    "Command",
+    "ConnectionClosed",
+    "Data",
+    "Ehlo",
+    "EndOfMessage",
+    "Helo",
+    "Lhlo",
+    "MailFrom",
+    "MessageData",
+    "Noop",
+    "Quit",
+    "RcptTo",
+    "Reply",
+    "Rset",
+    "StartTLS",
+    "Vrfy",
+]
+
+BodyType = Literal["7BIT", "8BITMIME", "BINARYMIME"]
+NotifyCondition = Literal["NEVER", "SUCCESS", "FAILURE", "DELAY"]
+
+_BODY_TYPES = frozenset({"7BIT", "8BITMIME", "BINARYMIME"})
+_RET_VALUES = frozenset({"FULL", "HDRS"})
+_NOTIFY_CONDITIONS = frozenset({"SUCCESS", "FAILURE", "DELAY"})
+# RFC 3461 §4.4 and §4.2: the longest ENVID and ORCPT values a server must accept.
+_MAX_ENVID = 100
+_MAX_ORCPT = 500
+
+
+def _check_hostname(hostname: str | None) -> None:
+    if hostname is not None:
+        ehlo_domain(hostname)
+
+
+def _check_extra(extra: tuple[tuple[str, str | None], ...]) -> None:
+    for keyword, value in extra:
+        check_esmtp_keyword(keyword)
+        if value is not None:
+            check_esmtp_value(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Ehlo:
+    """``EHLO`` with ``hostname`` or, when ``None``, the connection's ``local_hostname``."""
+
+    hostname: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_hostname(self.hostname)
+
+
+@dataclass(frozen=True, slots=True)
+class Helo:
+    """``HELO``: the fallback for servers that do not understand ``EHLO`` (checklist G4)."""
+
+    hostname: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_hostname(self.hostname)
+
+
+@dataclass(frozen=True, slots=True)
+class Lhlo:
+    """``LHLO``: the LMTP greeting (RFC 2033); only on an ``lmtp=True`` connection."""
+
+    hostname: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_hostname(self.hostname)
+
+
+@dataclass(frozen=True, slots=True)
+class StartTLS:
+    """``STARTTLS`` (RFC 3207); after its 220 the connection pauses until TLS is up."""
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """``AUTH mechanism [initial-response]`` (RFC 4954).
+
+    ``initial_response`` is the raw (not yet base64) response; ``b""`` is sent as ``=``.
+    """
+
+    mechanism: str
+    initial_response: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        check_esmtp_keyword(self.mechanism)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResponse:
+    """The answer to a ``334`` challenge: raw bytes (sent base64-encoded), or a cancel (``*``)."""
+
+    data: bytes = field(default=b"", repr=False)
+    cancel: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MailFrom:
+    """``MAIL FROM:<sender>`` with typed ESMTP parameters.
+
+    ``sender=""`` is the null reverse-path ``<>``.  Each parameter may only be used when the
+    server advertised its extension (checklist G7); the connection enforces that.
+    """
+
+    sender: str
+    size: int | None = None
+    body: BodyType | None = None
+    smtputf8: bool = False
+    ret: Literal["FULL", "HDRS"] | None = None
+    envid: str | None = None
+    auth: str | None = None
+    requiretls: bool = False
+    mt_priority: int | None = None
+    extra: tuple[tuple[str, str | None], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.sender:
+            format_mailbox(self.sender)
+        if self.size is not None and self.size < 0:
+            raise ValueError(f"SIZE must not be negative, got {self.size}")
+        if self.body is not None and self.body not in _BODY_TYPES:
+            raise ValueError(f"BODY must be one of {sorted(_BODY_TYPES)}, got {self.body!r}")
+        if self.ret is not None and self.ret not in _RET_VALUES:
+            raise ValueError(f"RET must be FULL or HDRS, got {self.ret!r}")
+        if self.envid is not None:
+            if not self.envid:
+                raise ValueError("ENVID must not be empty")
+            if len(xtext_encode(self.envid)) > _MAX_ENVID:
+                raise ValueError(f"ENVID is longer than {_MAX_ENVID} characters once xtext-encoded")
+        if self.auth is not None and self.auth != "<>":
+            format_mailbox(self.auth)
+        if self.mt_priority is not None and not -9 <= self.mt_priority <= 9:
+            raise ValueError(f"MT-PRIORITY must be between -9 and 9, got {self.mt_priority}")
+        _check_extra(self.extra)
+
+
+@dataclass(frozen=True, slots=True)
+class RcptTo:
+    """``RCPT TO:<recipient>`` with the DSN parameters (RFC 3461).
+
+    ``notify`` is ``("NEVER",)`` or any of ``SUCCESS``, ``FAILURE``, ``DELAY``; ``orcpt`` is the
+    original recipient (sent as ``ORCPT=<orcpt_type>;<xtext>``).
+    """
+
+    recipient: str
+    notify: tuple[NotifyCondition, ...] | None = None
+    orcpt: str | None = None
+    orcpt_type: str = "rfc822"
+    extra: tuple[tuple[str, str | None], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not is_postmaster(self.recipient):
+            format_mailbox(self.recipient)
+        if self.notify is not None:
+            conditions = set(self.notify)
+            if not conditions or len(conditions) != len(self.notify):
+                raise ValueError("NOTIFY needs one or more distinct conditions")
+            if "NEVER" in conditions:
+                if len(conditions) != 1:
+                    raise ValueError("NOTIFY=NEVER cannot be combined with other conditions")
+            elif not conditions <= _NOTIFY_CONDITIONS:
+                raise ValueError(f"NOTIFY conditions must be NEVER or {sorted(_NOTIFY_CONDITIONS)}")
+        if self.orcpt is not None:
+            check_esmtp_keyword(self.orcpt_type)
+            if not self.orcpt:
+                raise ValueError("ORCPT must not be empty")
+            encoded = f"{self.orcpt_type};{xtext_encode(self.orcpt)}"
+            if len(encoded) > _MAX_ORCPT:
+                raise ValueError(f"ORCPT is longer than {_MAX_ORCPT} characters once encoded")
+        _check_extra(self.extra)
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    """``DATA``: after its 354, send ``MessageData`` events and one ``EndOfMessage``."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageData:
+    """A piece of message content; line endings are normalised and dots stuffed on the way out."""
+
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfMessage:
+    """The end of the content: ``.`` on a line of its own (a CRLF is added first when needed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bdat:
+    """``BDAT <len> [LAST]`` followed by exactly the chunk's octets (RFC 3030)."""
+
+    chunk: bytes = field(repr=False)
+    last: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rset:
+    """``RSET``: abort the mail transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class Noop:
+    """``NOOP``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Vrfy:
+    """``VRFY <string>``."""
+
+    string: str
+
+    def __post_init__(self) -> None:
+        check_text_argument(self.string, "VRFY argument")
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    """``QUIT``: the last command of a session (checklist C14)."""
+
+
+Command = (
+    Ehlo
+    | Helo
+    | Lhlo
+    | StartTLS
+    | Auth
+    | AuthResponse
+    | MailFrom
+    | RcptTo
+    | Data
+    | MessageData
+    | EndOfMessage
+    | Bdat
+    | Rset
+    | Noop
+    | Vrfy
+    | Quit
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A complete server reply.
+
+    ``lines`` holds the text of each line (without the code and separator); ``command`` is the
+    command this reply answers (``None`` for the greeting and for an unsolicited 421).  A 4xx or 5xx
+    reply is an ordinary event: deciding what it means is the caller's job.
+    """
+
+    code: int
+    lines: tuple[str, ...] = ("",)
+    enhanced_status: EnhancedStatus | None = None
+    command: Command | None = None
+
+    @property
+    def text(self) -> str:
+        """All lines joined with newlines (the enhanced status code left in place)."""
+        return "\n".join(self.lines)
+
+    @property
+    def is_positive(self) -> bool:
+        """2xx: the command succeeded."""
+        return self.code < 300
+
+    @property
+    def is_intermediate(self) -> bool:
+        """3xx: the server wants more (354 for DATA, 334 for AUTH)."""
+        return 300 <= self.code < 400
+
+    @property
+    def is_transient(self) -> bool:
+        """4xx: a temporary failure; trying again later may work."""
+        return 400 <= self.code < 500
+
+    @property
+    def is_permanent(self) -> bool:
+        """5xx: a permanent failure."""
+        return self.code >= 500
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The server closed the connection.  ``unanswered`` lists the commands that got no reply:
+    treat each as a 451 (checklist C16)."""
+
+    unanswered: tuple[Command, ...] = ()

@@ -1,0 +1,90 @@
+"""Splits the bytes received from the server into CRLF-terminated lines.
+
+Only CRLF ends a line (RFC 5321 §2.3.8, checklist R7): a bare LF or a bare CR is an ordinary
+octet of the line.  Memory stays bounded: an incomplete line that can no longer fit the caller's
+limit is an error at once, so the buffer never holds more than ``max_length`` plus the last
+chunk fed.
+"""
+
+from __future__ import annotations
+
+from smtpproto._errors import RemoteProtocolError
+
+__all__ = ["ReceiveBuffer"]
+
+_CRLF = b"\r\n"
+# The smallest legal limit: an empty line is just its CRLF.
+_MIN_MAX_LENGTH = len(_CRLF)
+# How much of an over-long line is copied into the exception (which truncates it further).
+_EXCERPT = 256
+
+
+class ReceiveBuffer:
+    """A byte buffer that hands out complete lines in linear time overall.
+
+    Returned bytes are not deleted from the front one line at a time (quadratic for many short
+    lines); a start offset advances instead, and the storage is compacted when the consumed
+    prefix is at least half of it, which keeps the copying amortised linear.
+    """
+
+    __slots__ = ("_data", "_search_from", "_start")
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        # Offset of the first byte not yet returned.
+        self._start = 0
+        # Offset where the next CRLF search begins: everything before it is known to hold no
+        # CRLF.  It may point at a trailing CR, whose LF has not arrived yet.
+        self._search_from = 0
+
+    def feed(self, data: bytes) -> None:
+        """Append bytes received from the server."""
+        start = self._start
+        if start and start * 2 >= len(self._data):
+            del self._data[:start]
+            self._search_from -= start
+            self._start = 0
+        self._data += data
+
+    def next_line(self, max_length: int) -> bytes | None:
+        """Return the next line without its CRLF, or ``None`` until a complete line is buffered.
+
+        ``max_length`` counts the line including its CRLF.  A longer line raises
+        ``RemoteProtocolError`` as soon as that is certain, even before its CRLF arrives.
+        """
+        if max_length < _MIN_MAX_LENGTH:
+            raise ValueError(f"max_length must be at least {_MIN_MAX_LENGTH}, got {max_length}")
+        data = self._data
+        start = self._start
+        end = data.find(_CRLF, self._search_from)
+        if end < 0:
+            buffered = len(data) - start
+            # Even one more octet would complete the line beyond the limit.
+            if buffered >= max_length:
+                raise self._too_long(max_length)
+            # Step back one octet so a CR at the very end is searched again with its LF.
+            self._search_from = max(start, len(data) - 1)
+            return None
+        if end + len(_CRLF) - start > max_length:
+            raise self._too_long(max_length)
+        line = bytes(data[start:end])
+        self._start = self._search_from = end + len(_CRLF)
+        return line
+
+    def __len__(self) -> int:
+        """The number of bytes buffered and not yet returned."""
+        return len(self._data) - self._start
+
+    def take_all(self) -> bytes:
+        """Return everything buffered and empty the buffer."""
+        rest = bytes(self._data[self._start :])
+        self._data.clear()
+        self._start = self._search_from = 0
+        return rest
+
+    def _too_long(self, max_length: int) -> RemoteProtocolError:
+        start = self._start
+        return RemoteProtocolError(
+            f"reply line longer than {max_length} octets (including CRLF)",
+            line=bytes(self._data[start : start + _EXCERPT]),
+        )

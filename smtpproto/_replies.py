@@ -1,0 +1,148 @@
+"""Assembles reply lines into SMTP replies (RFC 5321 §4.2) and reads enhanced status codes.
+
+Reply line grammar (§4.2): three digits, then ``-`` when more lines follow, or ``SP text`` or
+nothing on the last line.  The assembler is on the hot path of every reply, so a line costs a
+slice, two dict lookups and a decode; no regular expressions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smtpproto._errors import RemoteProtocolError
+
+__all__ = ["EnhancedStatus", "ReplyAssembler", "parse_enhanced_status"]
+
+# Every acceptable reply code, as its three octets: first digit 2-5 (R5; RFC 5321 §4.2 gives
+# %x32-35), the others any digit, since unknown codes are read by their first digit.  One dict
+# lookup replaces the digit checks and int() on the hot path.
+_REPLY_CODES = {b"%d" % code: code for code in range(200, 600)}
+# The octet after the code says whether the reply goes on: False for "-", True for SP.
+_LINE_IS_LAST = {ord("-"): False, ord(" "): True}
+_CODE_LENGTH = 3
+_CRLF_LENGTH = 2
+
+# Enhanced status codes (RFC 3463 §2) exist for success, transient and permanent failure only.
+_STATUS_CLASSES = frozenset({2, 4, 5})
+# What a status must start with, by reply class: its class must match the reply's (RFC 2034 §4).
+_STATUS_PREFIXES = {klass: f"{klass}." for klass in _STATUS_CLASSES}
+_MAX_STATUS_DIGITS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class EnhancedStatus:
+    """An RFC 3463 status code ``class.subject.detail``, such as 5.1.1."""
+
+    klass: int
+    subject: int
+    detail: int
+
+    def __post_init__(self) -> None:
+        if self.klass not in _STATUS_CLASSES:
+            raise ValueError(f"enhanced status class must be 2, 4 or 5, got {self.klass}")
+        if not (0 <= self.subject <= 999 and 0 <= self.detail <= 999):
+            raise ValueError(f"enhanced status subject and detail must be 0-999, got {self}")
+
+    def __str__(self) -> str:
+        return f"{self.klass}.{self.subject}.{self.detail}"
+
+
+def _is_status_number(part: str) -> bool:
+    # str.isdigit() alone would accept non-ASCII digits such as "²".
+    return 0 < len(part) <= _MAX_STATUS_DIGITS and part.isascii() and part.isdigit()
+
+
+def parse_enhanced_status(code: int, text: str) -> tuple[EnhancedStatus | None, str]:
+    """Split a leading ``c.s.d`` status (RFC 2034 §4) off one reply line's text.
+
+    Returns the status and the text after it and its following space, or ``(None, text)`` when
+    the text carries no well-formed status.  A status whose class differs from the reply code's
+    first digit is ignored (checklist, ENHANCEDSTATUSCODES), and 3xx replies never carry one.
+    Apply it to each line of a multi-line reply: every line carries the status.
+    """
+    prefix = _STATUS_PREFIXES.get(code // 100)
+    if prefix is None or not text.startswith(prefix):
+        return None, text
+    head, _, rest = text.partition(" ")
+    subject, dot, detail = head[len(prefix) :].partition(".")
+    if not (dot and _is_status_number(subject) and _is_status_number(detail)):
+        return None, text
+    return EnhancedStatus(code // 100, int(subject), int(detail)), rest
+
+
+def _bad_code(line: bytes) -> RemoteProtocolError:
+    digits = line[:_CODE_LENGTH]
+    if len(digits) == _CODE_LENGTH and digits.isdigit():
+        return RemoteProtocolError("reply code must start with a digit 2-5", line=line)
+    return RemoteProtocolError("reply line does not start with a 3-digit code", line=line)
+
+
+class ReplyAssembler:
+    """Collects the lines of one reply, multi-line or not, and checks their grammar and size.
+
+    ``max_lines`` and ``max_bytes`` bound one reply (checklist S6/S7); ``max_bytes`` counts the
+    octets on the wire, CRLFs included.
+    """
+
+    __slots__ = ("_code", "_max_bytes", "_max_lines", "_size", "_texts")
+
+    def __init__(self, *, max_lines: int, max_bytes: int) -> None:
+        if max_lines < 1:
+            raise ValueError(f"max_lines must be at least 1, got {max_lines}")
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
+        self._max_lines = max_lines
+        self._max_bytes = max_bytes
+        # The code of the multi-line reply being assembled, or None between replies.
+        self._code: int | None = None
+        self._texts: list[str] = []
+        self._size = 0
+
+    @property
+    def in_progress(self) -> bool:
+        """Whether a multi-line reply has started but not ended."""
+        return self._code is not None
+
+    def feed_line(self, line: bytes) -> tuple[int, tuple[str, ...]] | None:
+        """Take one reply line (without CRLF); return ``(code, texts)`` once the reply is whole."""
+        code = _REPLY_CODES.get(line[:_CODE_LENGTH])
+        if code is None:
+            raise _bad_code(line)
+        if len(line) == _CODE_LENGTH:
+            # A bare code is a complete last line (RFC 5321 §4.2, checklist R2).
+            is_last = True
+            text = ""
+        else:
+            last_or_none = _LINE_IS_LAST.get(line[_CODE_LENGTH])
+            if last_or_none is None:
+                raise RemoteProtocolError("reply code must be followed by SP or '-'", line=line)
+            is_last = last_or_none
+            text = line[_CODE_LENGTH + 1 :].decode("utf-8", "replace")
+        size = len(line) + _CRLF_LENGTH
+
+        if self._code is None:
+            if size > self._max_bytes:
+                raise RemoteProtocolError(f"reply exceeds {self._max_bytes} octets", line=line)
+            if is_last:
+                return code, (text,)
+            self._code = code
+            self._texts = [text]
+            self._size = size
+            return None
+
+        if code != self._code:
+            raise RemoteProtocolError(
+                f"reply line code {code} differs from the reply's code {self._code}", line=line
+            )
+        texts = self._texts
+        texts.append(text)
+        self._size += size
+        if len(texts) > self._max_lines:
+            raise RemoteProtocolError(f"reply has more than {self._max_lines} lines", line=line)
+        if self._size > self._max_bytes:
+            raise RemoteProtocolError(f"reply exceeds {self._max_bytes} octets", line=line)
+        if not is_last:
+            return None
+        self._code = None
+        self._texts = []
+        return code, tuple(texts)
