@@ -1,19 +1,48 @@
-"""The protocol machine's exceptions.
+"""One hierarchy of exceptions for the machine, the operations and every adapter.
 
-``LocalProtocolError`` means *we* tried something the protocol (or the server's advertised
-capabilities) does not allow; ``RemoteProtocolError`` means the server sent something we cannot
-accept.  Both leave the machine in its ``ERROR`` state.
+``SMTPError`` is the root.  Each error says whether trying again later may help (``temporary``),
+which is what a delivery report needs.  ``LocalProtocolError`` means *we* tried something the
+protocol (or the server's advertised capabilities) does not allow; ``RemoteProtocolError`` means
+the server sent something we cannot accept.  Both leave the machine in its ``ERROR`` state.
 """
 
 from __future__ import annotations
 
-__all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._events import Reply
+
+__all__ = [
+    "AuthenticationError",
+    "CleartextAuthRefused",
+    "ConnectError",
+    "ConnectionLostError",
+    "GreetingRefused",
+    "LocalProtocolError",
+    "MessageEncodingError",
+    "MessageTooLarge",
+    "ProtocolError",
+    "RecipientsRefused",
+    "RemoteProtocolError",
+    "ReplyError",
+    "SMTPError",
+    "SMTPTimeoutError",
+    "TLSError",
+    "TLSRequiredError",
+]
 
 # How much of an offending line an exception keeps: enough to diagnose, never unbounded memory.
 _MAX_KEPT_LINE = 200
 
 
-class ProtocolError(Exception):
+class SMTPError(Exception):
+    """Anything that went wrong talking SMTP.  ``temporary``: a later retry may succeed."""
+
+    temporary = False
+
+
+class ProtocolError(SMTPError):
     """The SMTP dialogue broke a rule.  ``line`` is the offending data, truncated."""
 
     def __init__(self, message: str, *, line: bytes | None = None) -> None:
@@ -27,3 +56,99 @@ class LocalProtocolError(ProtocolError):
 
 class RemoteProtocolError(ProtocolError):
     """The server sent something that breaks the protocol."""
+
+    temporary = True  # another server, or the same one later, may behave
+
+
+class ReplyError(SMTPError):
+    """The server answered a command with a failure.  ``reply`` holds its code and text."""
+
+    def __init__(self, message: str, reply: Reply) -> None:
+        super().__init__(f"{message}: {reply.code} {reply.text}")
+        self.reply = reply
+        self.temporary = reply.is_transient
+
+    @property
+    def code(self) -> int:
+        return self.reply.code
+
+
+class GreetingRefused(ReplyError):
+    """The server refused the session in its greeting (554) or is unavailable (421)."""
+
+
+class AuthenticationError(ReplyError):
+    """AUTH failed: bad credentials (535), mechanism too weak (534), encryption required (538)…"""
+
+
+class RecipientsRefused(SMTPError):
+    """No recipient was accepted, so no message was sent.  ``results`` says why for each."""
+
+    def __init__(self, results: dict[str, Reply]) -> None:
+        summary = "; ".join(f"{rcpt}: {reply.code} {reply.text}" for rcpt, reply in results.items())
+        super().__init__(f"every recipient was refused ({summary})")
+        self.results = results
+        self.temporary = any(reply.is_transient for reply in results.values())
+
+
+class MessageTooLarge(SMTPError):
+    """The message is larger than the server's advertised SIZE; nothing was sent (RFC 1870 §7)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the message is {size} octets; the server accepts at most {limit}")
+        self.size = size
+        self.limit = limit
+
+
+class MessageEncodingError(SMTPError):
+    """The message needs an extension (8BITMIME, BINARYMIME, SMTPUTF8) the server lacks."""
+
+
+class CleartextAuthRefused(SMTPError):
+    """Credentials would have crossed the network unencrypted; nothing was sent (S8)."""
+
+
+class TLSRequiredError(SMTPError):
+    """TLS was required and could not be had: not offered, refused (454) or failed."""
+
+    temporary = True
+
+
+class TLSError(SMTPError):
+    """The TLS handshake failed (certificate, host name, protocol)."""
+
+    temporary = True
+
+
+class ConnectError(SMTPError):
+    """No connection could be made (refused, unreachable, timed out)."""
+
+    temporary = True
+
+    def __init__(self, host: str, port: int, reason: str, *, timed_out: bool = False) -> None:
+        super().__init__(f"cannot connect to {host} port {port}: {reason}")
+        self.host = host
+        self.port = port
+        self.reason = reason
+        self.timed_out = timed_out
+
+
+class SMTPTimeoutError(SMTPError):
+    """The server did not answer in time.  ``phase`` names what we were waiting for."""
+
+    temporary = True
+
+    def __init__(self, phase: str, timeout: float | None) -> None:
+        super().__init__(f"timed out after {timeout} s waiting for the reply to {phase}")
+        self.phase = phase
+        self.timeout = timeout
+
+
+class ConnectionLostError(SMTPError):
+    """The connection broke; treat it as a 451 for whatever was outstanding (C16)."""
+
+    temporary = True
+
+    def __init__(self, phase: str, detail: str = "") -> None:
+        super().__init__(f"connection lost during {phase}" + (f": {detail}" if detail else ""))
+        self.phase = phase

@@ -18,7 +18,7 @@ import dns.resolver
 import pytest
 
 from tests.servers.aiosmtpd_server import SMTPServerConfig
-from tests.servers.dns import DEFAULT_ZONE, NXDOMAIN_NAME, DNSServer, Zone
+from tests.servers.dnsmasq import DEFAULT_ZONE, NXDOMAIN_NAME, DNSServer, Zone
 from tests.servers.fixtures import POSTFIX_ADDRESS, SMTPServerFactory
 from tests.servers.postfix import CATCH_ALL, PostfixInstance, SmtpSink
 from tests.servers.tls import TLSMaterial

@@ -24,9 +24,6 @@ What aiosmtpd does by itself, and how this wrapper adjusts it:
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -36,24 +33,10 @@ from typing import Any, Literal
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from .net import check_loopback, pick_free_port
 from .tls import CertKind, TLSMaterial
 
 StartTLSMode = Literal["none", "offer", "require"]
-
-
-def check_loopback(host: str) -> None:
-    """Refuse anything but 127.0.0.0/8 and ::1: these tests must never reach another host."""
-    if not ipaddress.ip_address(host).is_loopback:
-        raise ValueError(f"test servers bind to loopback addresses only, not {host!r}")
-
-
-def pick_free_port(host: str, kind: int = socket.SOCK_STREAM) -> int:
-    """A port that is free on ``host`` right now (a later bind can still race; callers retry)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, kind) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -459,10 +442,3 @@ def start_smtp_server(config: SMTPServerConfig, *, attempts: int = 5) -> Running
         recorder.clear()
         return RunningSMTPServer(config, controller, recorder, port)
     raise RuntimeError(f"could not start aiosmtpd on {config.host}: {last_error}")
-
-
-def client_context_for(config: SMTPServerConfig) -> ssl.SSLContext:
-    """A verifying client context for a server started with ``config`` (which must have TLS)."""
-    if config.tls is None:
-        raise ValueError("the server has no TLS material")
-    return config.tls.client_context()

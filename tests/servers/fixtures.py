@@ -17,7 +17,7 @@ import dns.resolver
 import pytest
 
 from .aiosmtpd_server import RunningSMTPServer, SMTPServerConfig, start_smtp_server
-from .dns import DEFAULT_ZONE, DNSMASQ, DNSServer, Zone, start_dns_server
+from .dnsmasq import DEFAULT_ZONE, DNSMASQ, DNSServer, Zone, start_dns_server
 from .postfix import (
     PostfixInstance,
     SmtpSink,
@@ -133,7 +133,7 @@ def smtp_sink() -> Iterator[SmtpSink]:
 
 @pytest.fixture(scope="session")
 def dns_server() -> Iterator[DNSServer]:
-    """dnsmasq on 127.0.0.53 (free port) serving ``tests.servers.dns.DEFAULT_ZONE``."""
+    """dnsmasq on 127.0.0.53 (free port) serving ``tests.servers.dnsmasq.DEFAULT_ZONE``."""
     require_server(os.access(DNSMASQ, os.X_OK), "dnsmasq")
     server = start_dns_server(DEFAULT_ZONE)
     try:

@@ -27,7 +27,6 @@ import pty
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -36,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .aiosmtpd_server import check_loopback, pick_free_port
+from .net import ServerStartError, check_loopback, pick_free_port, wait_for_banner
 from .tls import TLSMaterial
 
 DOMAIN = "postfix.test"
@@ -46,32 +45,12 @@ SMTP_SINK = "/usr/sbin/smtp-sink"
 MAILBOX_USER = "nobody"
 
 
-class ServerStartError(RuntimeError):
-    """A server did not come up; the message carries its log."""
-
-
 def postfix_available() -> bool:
     return os.access(POSTFIX, os.X_OK) and os.geteuid() == 0
 
 
 def smtp_sink_available() -> bool:
     return os.access(SMTP_SINK, os.X_OK)
-
-
-def wait_for_banner(host: str, port: int, timeout: float) -> bytes | None:
-    """Connect until the server sends its first reply line; None if it never did in time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=1.0) as connection:
-                banner = connection.recv(512)
-                connection.sendall(b"QUIT\r\n")
-                if banner:
-                    return banner
-        except OSError:
-            pass
-        time.sleep(0.1)
-    return None
 
 
 def _main_cf(base: Path, host: str, tls: TLSMaterial | None, extra: Mapping[str, str]) -> str:

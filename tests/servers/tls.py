@@ -16,7 +16,7 @@ from typing import Literal
 import trustme
 
 #: Names every "good" server certificate covers: loopback addresses, the Postfix instance's
-#: names and the MX hosts of the default DNS zone (see ``tests.servers.dns.DEFAULT_ZONE``).
+#: names and the MX hosts of the default DNS zone (see ``tests.servers.dnsmasq.DEFAULT_ZONE``).
 DEFAULT_IDENTITIES: tuple[str, ...] = (
     "localhost",
     "127.0.0.1",

@@ -31,7 +31,7 @@ import dns.query
 import dns.rcode
 import dns.resolver
 
-from .aiosmtpd_server import check_loopback, pick_free_port
+from .net import ServerStartError, check_loopback, pick_free_port
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 NULL_MX = "."
@@ -289,10 +289,6 @@ def start_dns_server(
             if port or attempt == attempts:
                 raise
     raise AssertionError("unreachable")
-
-
-class ServerStartError(RuntimeError):
-    """dnsmasq did not come up; the message carries its command line and log."""
 
 
 def _start_dnsmasq(zone: Zone, host: str, port: int, timeout: float) -> DNSServer:

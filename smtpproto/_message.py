@@ -1,0 +1,164 @@
+"""What can be sent as a message, and its envelope.
+
+Bodies come as ``bytes``, ``str``, an ``email.message.Message``, a path, a binary file object or
+an iterable of byte chunks.  All of them become an :class:`OutgoingMessage` that streams bounded
+chunks, so sending a 1 GB file costs roughly constant memory, and knows its size when that can be
+had without reading the body (for SIZE, RFC 1870).
+"""
+
+from __future__ import annotations
+
+import copy
+import email.message
+import email.utils
+import io
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, Union
+
+from ._addresses import needs_smtputf8
+
+__all__ = ["Body", "OutgoingMessage", "prepare_message"]
+
+CHUNK_SIZE = 1 << 16
+
+Body = Union[
+    bytes,
+    bytearray,
+    memoryview,
+    str,
+    email.message.Message,
+    "os.PathLike[str]",
+    BinaryIO,
+    Iterable[bytes],
+]
+
+
+@dataclass
+class OutgoingMessage:
+    """A message ready to send: envelope, size when known, and a source of chunks."""
+
+    sender: str
+    recipients: list[str]
+    size: int | None  # octets, when known without reading the body
+    eight_bit: bool | None  # None: unknown until the body has been read
+    smtputf8: bool  # an address (or, for a Message, a header) needs SMTPUTF8
+    _open: Callable[[], Iterator[bytes]] = field(repr=False)
+    _single_use: bool = field(default=False, repr=False)
+    _used: bool = field(default=False, repr=False)
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body, in chunks of at most 64 KiB.  Raises for a second pass over a stream."""
+        if self._single_use and self._used:
+            raise ValueError(
+                "this body is a one-shot stream and was already sent; pass bytes, a path or a "
+                "seekable file to send it again"
+            )
+        self._used = True
+        return self._open()
+
+
+def _envelope_from_headers(message: email.message.Message) -> tuple[str, list[str], str]:
+    """Sender, recipients and header prefix as ``smtplib.send_message`` derives them."""
+    resent = message.get_all("Resent-Date") or []
+    if len(resent) > 1:
+        raise ValueError("the message has several Resent- blocks; give sender and recipients")
+    prefix = "Resent-" if resent else ""
+    sender_field = message[prefix + "Sender"] or message[prefix + "From"]
+    senders = email.utils.getaddresses([str(sender_field)] if sender_field else [])
+    sender = senders[0][1] if senders else ""
+    fields = [str(v) for h in ("To", "Cc", "Bcc") for v in message.get_all(prefix + h) or []]
+    recipients = [addr for _, addr in email.utils.getaddresses(fields) if addr]
+    return sender, recipients, prefix
+
+
+def _message_bytes(message: email.message.Message, international: bool) -> bytes:
+    # The sent copy never carries Bcc (RFC 5322 §3.6.3); the caller's object is left alone.
+    if message.get("Bcc") is not None or message.get("Resent-Bcc") is not None:
+        message = copy.copy(message)
+        del message["Bcc"]
+        del message["Resent-Bcc"]
+    policy = message.policy.clone(linesep="\r\n")
+    if international and hasattr(policy, "utf8"):
+        policy = policy.clone(utf8=True)
+    return message.as_bytes(policy=policy)
+
+
+def _chunks_of(data: bytes) -> Callable[[], Iterator[bytes]]:
+    view = memoryview(data)
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(view), CHUNK_SIZE):
+            yield bytes(view[start : start + CHUNK_SIZE])
+
+    return chunks
+
+
+def _read_file(file: BinaryIO, start: int | None) -> Iterator[bytes]:
+    if start is not None:
+        file.seek(start)
+    while chunk := file.read(CHUNK_SIZE):
+        yield chunk
+
+
+def _read_path(path: os.PathLike[str]) -> Iterator[bytes]:
+    with open(path, "rb") as file:
+        yield from _read_file(file, None)
+
+
+def _file_size(file: BinaryIO) -> tuple[int | None, int | None]:
+    """(start offset, remaining size) of a seekable file; (None, None) for a pipe or socket."""
+    try:
+        if not file.seekable():
+            return None, None
+        start = file.tell()
+        end = file.seek(0, io.SEEK_END)
+        file.seek(start)
+    except (OSError, ValueError):
+        return None, None
+    return start, end - start
+
+
+def prepare_message(
+    body: Body, sender: str | None = None, recipients: Iterable[str] | None = None
+) -> OutgoingMessage:
+    """Turn any supported body into an :class:`OutgoingMessage`.
+
+    ``sender`` and ``recipients`` default, for an ``email.message.Message``, to what its headers
+    say (From/Sender, To/Cc/Bcc, or the Resent- variants), as ``smtplib.send_message`` does.
+    """
+    rcpts = list(recipients) if recipients is not None else None
+    single_use = False
+    if isinstance(body, email.message.Message):
+        header_sender, header_rcpts, _ = _envelope_from_headers(body)
+        sender = header_sender if sender is None else sender
+        rcpts = header_rcpts if rcpts is None else rcpts
+        international = any(needs_smtputf8(a) for a in [sender, *rcpts])
+        body = _message_bytes(body, international)
+    if sender is None or rcpts is None:
+        raise ValueError("give a sender and recipients (only an email Message carries its own)")
+    if not rcpts:
+        raise ValueError("a message needs at least one recipient")
+    smtputf8 = any(needs_smtputf8(a) for a in [sender, *rcpts])
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        data = bytes(body)
+        size: int | None = len(data)
+        eight_bit: bool | None = not data.isascii()
+        opener = _chunks_of(data)
+    elif isinstance(body, os.PathLike):
+        path = body
+        size, eight_bit = os.stat(path).st_size, None
+        opener = lambda: _read_path(path)  # noqa: E731 -- a fresh file each pass
+    elif hasattr(body, "read"):
+        file: BinaryIO = body  # type: ignore[assignment]
+        start, size = _file_size(file)
+        eight_bit, single_use = None, start is None
+        opener = lambda: _read_file(file, start)  # noqa: E731
+    else:
+        chunks: Iterable[bytes] = body
+        size, eight_bit, single_use = None, None, True
+        opener = lambda: (bytes(c) for c in chunks if c)  # noqa: E731
+    return OutgoingMessage(sender, rcpts, size, eight_bit, smtputf8, opener, single_use)
