@@ -5,9 +5,29 @@ bytes; it never touches a socket, clock or resolver.  Adapters in :mod:`smtpprot
 it over blocking sockets, asyncio or trio.
 """
 
-from ._connection import NEED_DATA, PAUSED, ClientConnection, Limits
+from ._connection import NEED_DATA, PAUSED, ClientConnection, Limits, Sentinel
 from ._encoder import BodyInspector, CRLFNormalizer, DataEncoder
-from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._errors import (
+    AuthenticationError,
+    AuthNotSupported,
+    CleartextAuthRefused,
+    ConnectError,
+    ConnectionLostError,
+    DataRefused,
+    GreetingRefused,
+    LocalProtocolError,
+    MessageEncodingError,
+    MessageTooLarge,
+    ProtocolError,
+    RecipientsRefused,
+    RemoteProtocolError,
+    ReplyError,
+    SenderRefused,
+    SMTPError,
+    SMTPTimeoutError,
+    TLSError,
+    TLSRequiredError,
+)
 from ._events import (
     Auth,
     AuthResponse,
@@ -30,7 +50,11 @@ from ._events import (
     Vrfy,
 )
 from ._extensions import Extensions, parse_ehlo
+from ._io import TLSMode
+from ._message import Body, OutgoingMessage, prepare_message
 from ._replies import EnhancedStatus
+from ._results import RecipientResult, SendResult
+from ._session import Session
 from ._state import State
 from ._xtext import xtext_decode, xtext_encode
 
@@ -38,36 +62,60 @@ __all__ = [
     "NEED_DATA",
     "PAUSED",
     "Auth",
+    "AuthNotSupported",
     "AuthResponse",
+    "AuthenticationError",
     "Bdat",
+    "Body",
     "BodyInspector",
     "CRLFNormalizer",
+    "CleartextAuthRefused",
     "ClientConnection",
     "Command",
+    "ConnectError",
     "ConnectionClosed",
+    "ConnectionLostError",
     "Data",
     "DataEncoder",
+    "DataRefused",
     "Ehlo",
     "EndOfMessage",
     "EnhancedStatus",
     "Extensions",
+    "GreetingRefused",
     "Helo",
     "Lhlo",
     "Limits",
     "LocalProtocolError",
     "MailFrom",
     "MessageData",
+    "MessageEncodingError",
+    "MessageTooLarge",
     "Noop",
+    "OutgoingMessage",
     "ProtocolError",
     "Quit",
     "RcptTo",
+    "RecipientResult",
+    "RecipientsRefused",
     "RemoteProtocolError",
     "Reply",
+    "ReplyError",
     "Rset",
+    "SMTPError",
+    "SMTPTimeoutError",
+    "SendResult",
+    "SenderRefused",
+    "Sentinel",
+    "Session",
     "StartTLS",
     "State",
+    "TLSError",
+    "TLSMode",
+    "TLSRequiredError",
     "Vrfy",
     "parse_ehlo",
+    "prepare_message",
     "xtext_decode",
     "xtext_encode",
 ]

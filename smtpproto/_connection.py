@@ -167,6 +167,7 @@ class ClientConnection:
         local_hostname: str = "localhost",
         *,
         lmtp: bool = False,
+        tls: bool = False,
         limits: Limits | None = None,
         timeouts: Mapping[str, float] | None = None,
     ) -> None:
@@ -179,7 +180,8 @@ class ClientConnection:
         self.timeouts: Mapping[str, float] = {**TIMEOUTS, **(timeouts or {})}
         self.state = State.GREETING
         self.extensions = Extensions()
-        self.tls = False
+        #: The transport is encrypted: implicit TLS from the start, or STARTTLS done.
+        self.tls = tls
         self.authenticated = False
         self._buffer = ReceiveBuffer()
         self._assembler = self._new_assembler(auth=False)

@@ -14,10 +14,12 @@ if TYPE_CHECKING:
     from ._events import Reply
 
 __all__ = [
+    "AuthNotSupported",
     "AuthenticationError",
     "CleartextAuthRefused",
     "ConnectError",
     "ConnectionLostError",
+    "DataRefused",
     "GreetingRefused",
     "LocalProtocolError",
     "MessageEncodingError",
@@ -28,6 +30,7 @@ __all__ = [
     "ReplyError",
     "SMTPError",
     "SMTPTimeoutError",
+    "SenderRefused",
     "TLSError",
     "TLSRequiredError",
 ]
@@ -79,6 +82,18 @@ class GreetingRefused(ReplyError):
 
 class AuthenticationError(ReplyError):
     """AUTH failed: bad credentials (535), mechanism too weak (534), encryption required (538)…"""
+
+
+class SenderRefused(ReplyError):
+    """MAIL FROM was refused; no recipient was tried (or all were refused with it)."""
+
+
+class DataRefused(ReplyError):
+    """DATA, a BDAT chunk or the end of data was refused: the message was not accepted."""
+
+
+class AuthNotSupported(SMTPError):
+    """The server offers no AUTH, or no mechanism that fits the credentials given."""
 
 
 class RecipientsRefused(SMTPError):

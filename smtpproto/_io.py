@@ -89,7 +89,7 @@ class Close:
 
 @dataclass(frozen=True, slots=True)
 class ResolveMX:
-    """Look up the MX records of ``domain``; the result is a ``DNSAnswer`` (see :mod:`smtpproto.mx`)."""
+    """Look up the MX records of ``domain``; the result is a ``DNSAnswer``."""
 
     domain: str
 

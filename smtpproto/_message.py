@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import email.message
+import email.policy
 import email.utils
 import io
 import os
@@ -48,6 +49,11 @@ class OutgoingMessage:
     _single_use: bool = field(default=False, repr=False)
     _used: bool = field(default=False, repr=False)
 
+    @property
+    def single_use(self) -> bool:
+        """The body is a stream that can be read only once."""
+        return self._single_use
+
     def chunks(self) -> Iterator[bytes]:
         """The body, in chunks of at most 64 KiB.  Raises for a second pass over a stream."""
         if self._single_use and self._used:
@@ -80,7 +86,7 @@ def _message_bytes(message: email.message.Message, international: bool) -> bytes
         del message["Bcc"]
         del message["Resent-Bcc"]
     policy = message.policy.clone(linesep="\r\n")
-    if international and hasattr(policy, "utf8"):
+    if international and isinstance(policy, email.policy.EmailPolicy):
         policy = policy.clone(utf8=True)
     return message.as_bytes(policy=policy)
 
