@@ -1,0 +1,75 @@
+"""Every SMTP control method of the seed, with the blocking adapter, against a local server.
+
+The ``# [Name]`` ... ``# [/Name]`` markers delimit the snippets that docs/seed-mapping.rst shows.
+Run: python docs/examples/seed_blocking.py
+"""
+
+from __future__ import annotations
+
+import sys
+from email.message import EmailMessage
+
+from local_server import PASSWORD, REFUSED, USERNAME, local_server
+
+# [Initialize]
+from smtpproto.adapters.blocking import SMTPClient, TLSMode
+
+# [/Initialize]
+
+
+def main() -> int:
+    with local_server() as server:
+        # [Connect]
+        client = SMTPClient.connect(
+            server.host,
+            server.port,
+            tls=TLSMode.STARTTLS,  # the default: STARTTLS is required, the certificate verified
+            ssl_context=server.client_context,  # trusts the local server's private CA
+            local_hostname="client.example.org",
+        )
+        print("connected; TLS:", client.tls_active, "verified:", client.tls_verified)
+        # [/Connect]
+        with client:
+            # [Authenticate]
+            reply = client.authenticate(USERNAME, PASSWORD)
+            print("authenticated:", reply.code)
+            # [/Authenticate]
+
+            # [SendMessage]
+            message = EmailMessage()
+            message["From"] = "alice@example.org"
+            message["To"] = "bob@example.net, " + REFUSED
+            message["Subject"] = "SendMessage"
+            message.set_content("One call: envelope from the headers, a result per recipient.\n")
+            result = client.send_message(message)
+            for outcome in result:
+                print("SendMessage:", outcome.recipient, outcome.delivered, outcome.reply.code)
+            # [/SendMessage]
+
+            # [CreateMessage]
+            client.create_message("alice@example.org")  # MAIL FROM
+            # [/CreateMessage]
+            # [AddRecipient]
+            for recipient in ("carol@example.net", REFUSED):
+                added = client.add_recipient(recipient)  # RCPT TO; a refusal is a result
+                print("AddRecipient:", recipient, added.accepted, added.reply.code)
+            # [/AddRecipient]
+            # [AppendMessage]
+            client.append_message(b"From: alice@example.org\r\nSubject: staged\r\n\r\n")
+            client.append_message(b".a line that starts with a dot\r\n")  # DATA begins here
+            # [/AppendMessage]
+            # [CloseMessage]
+            staged = client.close_message()  # the final dot; the server's verdict per recipient
+            print("CloseMessage: delivered to", staged.delivered, "failed:", staged.failed)
+            # [/CloseMessage]
+        # [Disconnect]
+        # Leaving the ``with client:`` block above sent QUIT and closed the socket.  Outside a
+        # ``with`` block, call client.disconnect() (safe to call more than once).
+        client.disconnect()
+        # [/Disconnect]
+        print("stored:", [(m.sender, m.recipients) for m in server.messages])
+    return 0 if len(server.messages) == 2 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

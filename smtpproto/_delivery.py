@@ -1,0 +1,327 @@
+"""Direct delivery through MX hosts, and relay delivery: the policy, written once.
+
+:func:`deliver_domain` plans the attempts for one domain (:mod:`smtpproto.mx`), walks them, and
+decides after each failure whether the next host may do better (checklist X10, after Postfix's
+``smtp_trouble.c``): connection failures, timeouts, TLS failures, 4xx replies and 4xx/5xx
+greetings move on; a 5xx to MAIL, RCPT or the data is final.  Recipients refused for good by one
+host are not retried elsewhere; those that got a temporary failure are.  :func:`deliver_relay`
+sends everything through one relay, authenticating first.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors import (
+    DataRefused,
+    MessageTooLarge,
+    RecipientsRefused,
+    ReplyError,
+    SenderRefused,
+    SMTPError,
+    TLSError,
+)
+from ._events import Reply
+from ._io import ResolveAddresses, ResolveMX, TLSMode
+from ._message import OutgoingMessage
+from ._report import AttemptRecord, RecipientOutcome, Status
+from ._results import SendResult
+from ._session import Operation, Session
+from .mx import (
+    DEFAULT_ADDRESS_LIMIT,
+    DEFAULT_SESSION_LIMIT,
+    DeliveryPlan,
+    DNSAnswer,
+    DNSStatus,
+    lookup_name,
+    plan_delivery,
+)
+
+__all__ = [
+    "DeliveryOptions",
+    "Relay",
+    "TLSPolicy",
+    "deliver_domain",
+    "deliver_relay",
+    "group_by_domain",
+]
+
+
+@dataclass(frozen=True)
+class TLSPolicy:
+    """TLS for MX delivery: opportunistic by default (RFC 7435), required for chosen domains.
+
+    For a domain in ``required_domains``, STARTTLS must succeed with a certificate verified for
+    the MX host name; elsewhere STARTTLS is used when offered, without verification.
+    """
+
+    required_domains: frozenset[str] = frozenset()
+
+    def mode_for(self, domain: str) -> tuple[TLSMode, bool]:
+        if domain.lower() in {d.lower() for d in self.required_domains}:
+            return TLSMode.STARTTLS, True
+        return TLSMode.OPPORTUNISTIC, False
+
+
+@dataclass(frozen=True)
+class Relay:
+    """A relay (submission) server to send everything through, authenticating first."""
+
+    host: str
+    port: int | None = None  # 465 for implicit TLS, else 587
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    tls: TLSMode = TLSMode.STARTTLS
+    allow_cleartext_auth: bool = False
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """How direct delivery behaves; the defaults follow Postfix."""
+
+    port: int = 25
+    local_hostname: str = "localhost"
+    tls_policy: TLSPolicy = TLSPolicy()
+    address_limit: int = DEFAULT_ADDRESS_LIMIT
+    session_limit: int = DEFAULT_SESSION_LIMIT
+    prefer_family: str | None = None
+    local_names: frozenset[str] = frozenset()
+    timeouts: dict[str, float] | None = None
+    connect_timeout: float = 30.0
+    rng: random.Random | None = None
+    send_options: dict[str, Any] = field(default_factory=dict)
+
+    def session(self) -> Session:
+        return Session(
+            local_hostname=self.local_hostname,
+            timeouts=self.timeouts,
+            connect_timeout=self.connect_timeout,
+        )
+
+
+def group_by_domain(recipients: Iterable[str]) -> dict[str, list[str]]:
+    """Recipients by domain (case-insensitively), in first-seen order: one transaction each."""
+    groups: dict[str, list[str]] = {}
+    for rcpt in recipients:
+        local, at, domain = rcpt.rpartition("@")
+        if not (local and at and domain):
+            raise ValueError(f"{rcpt!r} has no domain to deliver to")
+        groups.setdefault(domain.lower(), []).append(rcpt)
+    return groups
+
+
+def plan(domain: str, options: DeliveryOptions) -> Operation[DeliveryPlan]:
+    """Ask DNS what :func:`plan_delivery` needs: the MX records, then each target's addresses."""
+    name = lookup_name(domain)
+    if name is None:  # an address literal is never looked up (C21)
+        return plan_delivery(domain, None, {})
+    mx: DNSAnswer = yield ResolveMX(name)
+    hosts: list[str] = []
+    if mx.status is DNSStatus.OK:
+        hosts = list(dict.fromkeys(r.host.rstrip(".").lower() for r in mx.mx if r.host.rstrip(".")))
+    elif mx.status is DNSStatus.NODATA:
+        hosts = [name]  # implicit MX (X3)
+    addresses: dict[str, DNSAnswer] = {}
+    for host in hosts:
+        addresses[host] = yield ResolveAddresses(host)
+    return plan_delivery(
+        domain,
+        mx,
+        addresses,
+        rng=options.rng,
+        local_names=options.local_names,
+        prefer_family=options.prefer_family,
+        address_limit=options.address_limit,
+    )
+
+
+class _Ledger:
+    """Recipients still pending, the outcome of each one settled, and every attempt made."""
+
+    def __init__(self, recipients: list[str], *, soft_errors: bool) -> None:
+        # Direct delivery treats every non-final error as soft: another host, or a later try,
+        # may do better (X10).  Through a relay, an error is as temporary as the error says.
+        self.soft_errors = soft_errors
+        self.recipients = recipients
+        self.pending = list(recipients)
+        self.attempts: list[AttemptRecord] = []
+        self._settled: dict[str, RecipientOutcome] = {}
+        self._last: dict[str, tuple[Reply | None, str, bool]] = {}
+
+    def settle(self, rcpt: str, reply: Reply, delivered: bool, where: AttemptRecord) -> None:
+        """A server's word on ``rcpt``: final when delivered or permanent, else retry elsewhere."""
+        if delivered or reply.is_permanent:
+            status: Status = "delivered" if delivered else "permanent"
+            self._settled[rcpt] = RecipientOutcome(
+                rcpt,
+                status,
+                reply,
+                reply.text,
+                where.host,
+                where.address,
+                where.tls,
+                where.tls_verified,
+            )
+            self.pending.remove(rcpt)
+        else:
+            self._last[rcpt] = (reply, reply.text, True)
+
+    def settle_result(self, result: SendResult, where: AttemptRecord) -> None:
+        for outcome in result:
+            self.settle(outcome.recipient, outcome.reply, outcome.delivered, where)
+
+    def settle_error(self, exc: SMTPError, where: AttemptRecord) -> bool:
+        """Record a failed transaction.  True when no other host should be tried (X10)."""
+        if isinstance(exc, RecipientsRefused):
+            for rcpt, refusal in exc.results.items():
+                self.settle(rcpt, refusal, False, where)
+            return not self.pending
+        if isinstance(exc, MessageTooLarge):
+            exc_reply = Reply(552, (f"5.3.4 {exc}",))
+            for rcpt in list(self.pending):
+                self.settle(rcpt, exc_reply, False, where)
+            return True
+        reply = exc.reply if isinstance(exc, ReplyError) else None
+        if (
+            isinstance(exc, (SenderRefused, DataRefused))
+            and reply is not None
+            and not exc.temporary
+        ):
+            for rcpt in list(self.pending):
+                self.settle(rcpt, reply, False, where)
+            return True
+        for rcpt in self.pending:
+            self._last[rcpt] = (reply, str(exc), exc.temporary or self.soft_errors)
+        return False
+
+    def outcomes(self) -> list[RecipientOutcome]:
+        attempts = tuple(self.attempts)
+        result = []
+        for rcpt in self.recipients:
+            settled = self._settled.get(rcpt)
+            if settled is not None:
+                result.append(_with_attempts(settled, attempts))
+                continue
+            reply, detail, temporary = self._last.get(rcpt, (None, "", True))
+            # A message no host could take for its encoding will not improve by waiting.
+            if attempts and all(a.encoding_error for a in attempts):
+                temporary = False
+            status: Status = "temporary" if temporary else "permanent"
+            detail = detail or "no mail server could be reached"
+            result.append(RecipientOutcome(rcpt, status, reply, detail, attempts=attempts))
+        return result
+
+
+def _with_attempts(
+    outcome: RecipientOutcome, attempts: tuple[AttemptRecord, ...]
+) -> RecipientOutcome:
+    return RecipientOutcome(
+        outcome.recipient,
+        outcome.status,
+        outcome.reply,
+        outcome.detail,
+        outcome.host,
+        outcome.address,
+        outcome.tls,
+        outcome.tls_verified,
+        attempts,
+    )
+
+
+def deliver_domain(
+    domain: str, recipients: list[str], message: OutgoingMessage, options: DeliveryOptions
+) -> Operation[list[RecipientOutcome]]:
+    """Deliver ``message`` to ``recipients`` (all in ``domain``) through its mail exchangers."""
+    delivery_plan = yield from plan(domain, options)
+    if delivery_plan.error is not None:
+        error = delivery_plan.error
+        reply = Reply(error.code, (f"{error.enhanced_status} {error.message}",))
+        status: Status = "temporary" if error.temporary else "permanent"
+        return [RecipientOutcome(r, status, reply, error.message) for r in recipients]
+    ledger = _Ledger(recipients, soft_errors=True)
+    tls_mode, verify = options.tls_policy.mode_for(domain)
+    sessions = 0
+    for attempt in delivery_plan.attempts:
+        if not ledger.pending or sessions >= options.session_limit:
+            break
+        session = options.session()
+        where = AttemptRecord(attempt.host, attempt.address, options.port)
+        try:
+            yield from _open(session, where, tls_mode, verify)
+        except SMTPError as exc:
+            ledger.attempts.append(where.failed(exc))
+            continue
+        where = where.connected(session.tls_active, session.tls_verified)
+        sessions += 1  # a session that got past the greeting and TLS (X5, Postfix's limit)
+        final = yield from _transaction(session, message, ledger, where, options)
+        yield from session.quit()
+        if final:
+            break
+    return ledger.outcomes()
+
+
+def _open(
+    session: Session, where: AttemptRecord, tls_mode: TLSMode, verify: bool
+) -> Operation[None]:
+    try:
+        yield from session.open(
+            where.address, where.port, tls=tls_mode, server_hostname=where.host, verify=verify
+        )
+    except TLSError:
+        if tls_mode is not TLSMode.OPPORTUNISTIC:
+            raise
+        # A failed opportunistic handshake: the same host again, in cleartext (RFC 7435 §4).
+        yield from session.open(
+            where.address, where.port, tls=TLSMode.NONE, server_hostname=where.host
+        )
+
+
+def _transaction(
+    session: Session,
+    message: OutgoingMessage,
+    ledger: _Ledger,
+    where: AttemptRecord,
+    options: DeliveryOptions,
+) -> Operation[bool]:
+    """One transaction for the pending recipients; True when no other host should be tried."""
+    try:
+        result = yield from session.send_message(
+            message, message.sender, list(ledger.pending), **options.send_options
+        )
+    except SMTPError as exc:
+        ledger.attempts.append(where.failed(exc))
+        return ledger.settle_error(exc, where)
+    ledger.attempts.append(where)
+    ledger.settle_result(result, where)
+    return not ledger.pending
+
+
+def deliver_relay(
+    message: OutgoingMessage, relay: Relay, options: DeliveryOptions
+) -> Operation[list[RecipientOutcome]]:
+    """Send ``message`` to all its recipients through ``relay``, authenticating first."""
+    session = options.session()
+    port = relay.port if relay.port is not None else (465 if relay.tls is TLSMode.IMPLICIT else 587)
+    where = AttemptRecord(relay.host, relay.host, port)
+    ledger = _Ledger(list(message.recipients), soft_errors=False)
+    try:
+        yield from session.open(relay.host, port, tls=relay.tls)
+        where = where.connected(session.tls_active, session.tls_verified)
+        if relay.username is not None:
+            yield from session.authenticate(
+                relay.username,
+                relay.password,
+                token=relay.token,
+                allow_cleartext=relay.allow_cleartext_auth,
+            )
+    except SMTPError as exc:
+        ledger.attempts.append(where.failed(exc))
+        ledger.settle_error(exc, where)
+    else:
+        yield from _transaction(session, message, ledger, where, options)
+    yield from session.quit()
+    return ledger.outcomes()

@@ -1,0 +1,157 @@
+"""The delivery report: what happened to each recipient, for a person and for a program."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ._errors import ConnectError, MessageEncodingError, SMTPError
+from ._events import Reply
+
+__all__ = ["AttemptRecord", "DeliveryReport", "RecipientOutcome", "Status"]
+
+Status = Literal["delivered", "temporary", "permanent"]
+
+PORT_25_ADVICE = (
+    "No mail server could be reached on port {port}: every connection was refused or timed out. "
+    "Many Internet providers block outgoing connections to port 25. Send through your provider's "
+    "relay (submission) server instead: deliver(message, relay=Relay(host, 587, username=..., "
+    "password=...))."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One host tried: where, whether TLS was up, and what went wrong (``error``) if anything."""
+
+    host: str
+    address: str
+    port: int
+    tls: bool = False
+    tls_verified: bool = False
+    error: str | None = None
+    connect_failed: bool = False  # refused or timed out before any SMTP was spoken
+    encoding_error: bool = False  # the message needs an extension this host lacks
+
+    def connected(self, tls: bool, tls_verified: bool) -> AttemptRecord:
+        return dataclasses.replace(self, tls=tls, tls_verified=tls_verified)
+
+    def failed(self, exc: SMTPError) -> AttemptRecord:
+        return dataclasses.replace(
+            self,
+            error=str(exc),
+            connect_failed=isinstance(exc, ConnectError),
+            encoding_error=isinstance(exc, MessageEncodingError),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientOutcome:
+    """The fate of one recipient.
+
+    ``delivered`` means a server answered 2xx to the end of the data for it; ``temporary`` that
+    trying later may work; ``permanent`` that it will not.  ``reply`` is the deciding reply (if a
+    server gave one), ``host``/``address`` the server that gave it.
+    """
+
+    recipient: str
+    status: Status
+    reply: Reply | None
+    detail: str
+    host: str | None = None
+    address: str | None = None
+    tls: bool = False
+    tls_verified: bool = False
+    attempts: tuple[AttemptRecord, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        reply = self.reply
+        return {
+            "recipient": self.recipient,
+            "status": self.status,
+            "reply": None
+            if reply is None
+            else {
+                "code": reply.code,
+                "enhanced_status": None
+                if reply.enhanced_status is None
+                else str(reply.enhanced_status),
+                "text": reply.text,
+            },
+            "detail": self.detail,
+            "host": self.host,
+            "address": self.address,
+            "tls": self.tls,
+            "tls_verified": self.tls_verified,
+            "attempts": [a.to_dict() for a in self.attempts],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """One outcome per recipient, in the order given."""
+
+    outcomes: tuple[RecipientOutcome, ...]
+    relay: bool = False
+    port: int = 25
+
+    def __getitem__(self, recipient: str) -> RecipientOutcome:
+        for outcome in self.outcomes:
+            if outcome.recipient == recipient:
+                return outcome
+        raise KeyError(recipient)
+
+    def with_status(self, status: Status) -> list[str]:
+        return [o.recipient for o in self.outcomes if o.status == status]
+
+    @property
+    def all_delivered(self) -> bool:
+        return all(o.status == "delivered" for o in self.outcomes)
+
+    @property
+    def port_25_blocked(self) -> bool:
+        """Direct delivery reached no server at all: every attempt failed at connect."""
+        if self.relay or any(o.status == "delivered" for o in self.outcomes):
+            return False
+        attempts = [a for o in self.outcomes for a in o.attempts]
+        return bool(attempts) and all(a.connect_failed for a in attempts)
+
+    @property
+    def diagnosis(self) -> str | None:
+        """Advice in plain words when the situation calls for it."""
+        return PORT_25_ADVICE.format(port=self.port) if self.port_25_blocked else None
+
+    @property
+    def summary(self) -> str:
+        counts = {s: len(self.with_status(s)) for s in ("delivered", "temporary", "permanent")}
+        return (
+            f"{counts['delivered']} delivered, {counts['temporary']} temporary failure(s), "
+            f"{counts['permanent']} permanent failure(s)"
+        )
+
+    def __str__(self) -> str:
+        lines = [self.summary]
+        for o in self.outcomes:
+            where = f" via {o.host} [{o.address}]" if o.host else ""
+            tls = (" TLS" + ("" if o.tls_verified else " (unverified)")) if o.tls else ""
+            code = f"{o.reply.code} " if o.reply is not None else ""
+            lines.append(f"  {o.recipient}: {o.status}{where}{tls}: {code}{o.detail}")
+            lines += [
+                f"    tried {a.host} [{a.address}]:{a.port}: {a.error or 'ok'}" for a in o.attempts
+            ]
+        if self.diagnosis:
+            lines.append(self.diagnosis)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary,
+            "relay": self.relay,
+            "port_25_blocked": self.port_25_blocked,
+            "diagnosis": self.diagnosis,
+            "recipients": [o.to_dict() for o in self.outcomes],
+        }
