@@ -260,8 +260,10 @@ class SMTPClient:
         raise TypeError(f"the asyncio SMTP client cannot perform {request!r}")
 
     async def _connect(self, request: Connect) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        context = client_context(self._ssl_context, request.verify) if request.implicit_tls else None
-        server_hostname = (request.server_hostname or request.host) if context else None
+        context = (
+            client_context(self._ssl_context, request.verify) if request.implicit_tls else None
+        )
+        server_hostname = (request.server_hostname or request.host) if context is not None else None
         try:
             # Tries every address the name resolves to, IPv6 and IPv4, racing them (RFC 8305).
             return await _within(

@@ -6,39 +6,51 @@ by the operations in :mod:`smtpproto._session`.  Timeouts are enforced with ``se
 
 from __future__ import annotations
 
+import concurrent.futures
 import socket
 import ssl
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+import dns.resolver
+
 from smtpproto import (
     Body,
     ConnectError,
     ConnectionLostError,
+    DeliveryReport,
     Extensions,
     Limits,
+    RecipientOutcome,
     RecipientResult,
+    Relay,
     Reply,
     SendResult,
     SMTPError,
     SMTPTimeoutError,
     TLSError,
     TLSMode,
+    TLSPolicy,
 )
+from smtpproto._delivery import DeliveryJob, DeliveryOptions
 from smtpproto._io import (
     Close,
     Connect,
     IORequest,
     Receive,
+    ResolveAddresses,
+    ResolveMX,
     Send,
     StartTLSHandshake,
 )
 from smtpproto._session import Operation, Session
+from smtpproto.mx import DNSAnswer, DNSStatus
 
+from ._dns import ADDRESS_TYPES, DNS_ERRORS, addresses_answer, mx_answer, status_of
 from ._tls import client_context
 
-__all__ = ["SMTPClient", "TLSMode"]
+__all__ = ["Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
 T = TypeVar("T")
 RECEIVE_SIZE = 1 << 16
@@ -67,8 +79,7 @@ class SMTPClient:
             timeouts=timeouts,
             connect_timeout=connect_timeout,
         )
-        self._ssl_context = ssl_context
-        self._sock: socket.socket | None = None
+        self._driver = _Driver(ssl_context)
 
     @classmethod
     def connect(
@@ -185,9 +196,29 @@ class SMTPClient:
     ) -> None:
         self.disconnect()
 
-    # -- the driver loop -------------------------------------------------------------------
-
     def _run(self, op: Operation[T]) -> T:
+        try:
+            return self._driver.run(op)
+        finally:
+            if self._driver.sock is None:
+                self._session.closed = True
+
+    def _drop(self) -> None:
+        self._driver.drop()
+        self._session.closed = True
+
+
+class _Driver:
+    """Performs the I/O requests of one operation after another over one socket at a time."""
+
+    def __init__(
+        self, ssl_context: ssl.SSLContext | None, resolver: dns.resolver.Resolver | None = None
+    ) -> None:
+        self.ssl_context = ssl_context
+        self.resolver = resolver
+        self.sock: socket.socket | None = None
+
+    def run(self, op: Operation[T]) -> T:
         value: Any = None
         error: SMTPError | None = None
         try:
@@ -198,17 +229,17 @@ class SMTPClient:
                     return stop.value  # type: ignore[no-any-return]
                 value, error = None, None
                 try:
-                    value = self._perform(request)
+                    value = self.perform(request)
                 except SMTPError as exc:
                     error = exc
         except BaseException as exc:
             if not isinstance(exc, SMTPError):  # interrupted mid-exchange: the session is lost
-                self._drop()
+                self.drop()
             raise
 
-    def _perform(self, request: IORequest) -> Any:
+    def perform(self, request: IORequest) -> Any:
         if isinstance(request, Send):
-            sock = self._socket()
+            sock = self._socket(request.phase)
             try:
                 sock.settimeout(request.timeout)
                 sock.sendall(request.data)
@@ -218,7 +249,7 @@ class SMTPClient:
                 raise ConnectionLostError(request.phase, str(exc)) from None
             return None
         if isinstance(request, Receive):
-            sock = self._socket()
+            sock = self._socket(request.phase)
             try:
                 sock.settimeout(request.timeout)
                 return sock.recv(RECEIVE_SIZE)
@@ -227,17 +258,35 @@ class SMTPClient:
             except OSError as exc:
                 raise ConnectionLostError(request.phase, str(exc)) from None
         if isinstance(request, Connect):
-            self._sock = self._connect(request)
+            self.drop()
+            self.sock = self._connect(request)
             return None
         if isinstance(request, StartTLSHandshake):
-            self._sock = self._handshake(
-                self._socket(), request.server_hostname, request.verify, request.timeout
+            sock = self._socket("STARTTLS")
+            self.sock = None  # the plain socket belongs to the TLS one now, or is closed
+            self.sock = self._handshake(
+                sock, request.server_hostname, request.verify, request.timeout
             )
             return None
         if isinstance(request, Close):
-            self._drop()
+            self.drop()
             return None
-        raise TypeError(f"the blocking SMTP client cannot perform {request!r}")
+        return self._resolve(request)
+
+    def _resolve(self, request: ResolveMX | ResolveAddresses) -> DNSAnswer:
+        resolver = self.resolver or dns.resolver.get_default_resolver()
+        if isinstance(request, ResolveMX):
+            try:
+                return mx_answer(resolver.resolve(request.domain, "MX"))
+            except DNS_ERRORS as exc:
+                return DNSAnswer(status_of(exc))
+        results: list[dns.resolver.Answer | DNSStatus] = []
+        for rdtype in ADDRESS_TYPES:
+            try:
+                results.append(resolver.resolve(request.host, rdtype))
+            except DNS_ERRORS as exc:
+                results.append(status_of(exc))
+        return addresses_answer(results)
 
     def _connect(self, request: Connect) -> socket.socket:
         try:
@@ -255,7 +304,7 @@ class SMTPClient:
     def _handshake(
         self, sock: socket.socket, server_hostname: str, verify: bool, timeout: float | None
     ) -> socket.socket:
-        context = client_context(self._ssl_context, verify)
+        context = client_context(self.ssl_context, verify)
         try:
             sock.settimeout(timeout)
             return context.wrap_socket(sock, server_hostname=server_hostname)
@@ -269,13 +318,58 @@ class SMTPClient:
             sock.close()
             raise ConnectionLostError("TLS handshake", str(exc)) from None
 
-    def _socket(self) -> socket.socket:
-        if self._sock is None:
-            raise ConnectionLostError("I/O", "the connection is closed")
-        return self._sock
+    def _socket(self, phase: str) -> socket.socket:
+        if self.sock is None:
+            raise ConnectionLostError(phase, "the connection is closed")
+        return self.sock
 
-    def _drop(self) -> None:
-        sock, self._sock = self._sock, None
-        self._session.closed = True
+    def drop(self) -> None:
+        sock, self.sock = self.sock, None
         if sock is not None:
             sock.close()
+
+
+def deliver(
+    message: Body,
+    sender: str | None = None,
+    recipients: Iterable[str] | None = None,
+    *,
+    relay: Relay | None = None,
+    resolver: dns.resolver.Resolver | None = None,
+    port: int = 25,
+    local_hostname: str | None = None,
+    tls_policy: TLSPolicy | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    timeouts: dict[str, float] | None = None,
+    connect_timeout: float = 30.0,
+    workers: int = 4,
+    **options: Any,
+) -> DeliveryReport:
+    """Deliver ``message`` to every recipient, directly through their MX hosts or via ``relay``.
+
+    Domains are delivered concurrently by up to ``workers`` threads.  ``resolver`` (a
+    ``dns.resolver.Resolver``) and ``port`` let tests point delivery at local servers; further
+    keyword ``options`` go to :class:`~smtpproto.DeliveryOptions` (``session_limit``,
+    ``address_limit``, ``prefer_family``, ``local_names``, ``rng``, ``send_options``).
+    """
+    settings = DeliveryOptions(
+        port=port,
+        local_hostname=local_hostname or socket.getfqdn(),
+        tls_policy=tls_policy or TLSPolicy(),
+        timeouts=timeouts,
+        connect_timeout=connect_timeout,
+        **options,
+    )
+    job = DeliveryJob(message, sender, recipients, relay=relay, options=settings)
+
+    def run(op: Operation[list[RecipientOutcome]]) -> list[RecipientOutcome]:
+        driver = _Driver(ssl_context, resolver)
+        try:
+            return driver.run(op)
+        finally:
+            driver.drop()
+
+    operations = job.operations()
+    parallel = max(1, min(workers, len(operations))) if job.concurrent else 1
+    with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+        return job.report(pool.map(run, operations))

@@ -6,6 +6,7 @@ it over blocking sockets, asyncio or trio.
 """
 
 from ._connection import NEED_DATA, PAUSED, ClientConnection, Limits, Sentinel
+from ._delivery import DeliveryOptions, Relay, TLSPolicy
 from ._encoder import BodyInspector, CRLFNormalizer, DataEncoder
 from ._errors import (
     AuthenticationError,
@@ -53,6 +54,7 @@ from ._extensions import Extensions, parse_ehlo
 from ._io import TLSMode
 from ._message import Body, OutgoingMessage, prepare_message
 from ._replies import EnhancedStatus
+from ._report import AttemptRecord, DeliveryReport, RecipientOutcome
 from ._results import RecipientResult, SendResult
 from ._session import Session
 from ._state import State
@@ -61,6 +63,7 @@ from ._xtext import xtext_decode, xtext_encode
 __all__ = [
     "NEED_DATA",
     "PAUSED",
+    "AttemptRecord",
     "Auth",
     "AuthNotSupported",
     "AuthResponse",
@@ -78,6 +81,8 @@ __all__ = [
     "Data",
     "DataEncoder",
     "DataRefused",
+    "DeliveryOptions",
+    "DeliveryReport",
     "Ehlo",
     "EndOfMessage",
     "EnhancedStatus",
@@ -96,8 +101,10 @@ __all__ = [
     "ProtocolError",
     "Quit",
     "RcptTo",
+    "RecipientOutcome",
     "RecipientResult",
     "RecipientsRefused",
+    "Relay",
     "RemoteProtocolError",
     "Reply",
     "ReplyError",
@@ -112,6 +119,7 @@ __all__ = [
     "State",
     "TLSError",
     "TLSMode",
+    "TLSPolicy",
     "TLSRequiredError",
     "Vrfy",
     "parse_ehlo",

@@ -26,8 +26,8 @@ from ._errors import (
 )
 from ._events import Reply
 from ._io import ResolveAddresses, ResolveMX, TLSMode
-from ._message import OutgoingMessage
-from ._report import AttemptRecord, RecipientOutcome, Status
+from ._message import Body, OutgoingMessage, prepare_message
+from ._report import AttemptRecord, DeliveryReport, RecipientOutcome, Status
 from ._results import SendResult
 from ._session import Operation, Session
 from .mx import (
@@ -41,6 +41,7 @@ from .mx import (
 )
 
 __all__ = [
+    "DeliveryJob",
     "DeliveryOptions",
     "Relay",
     "TLSPolicy",
@@ -290,7 +291,7 @@ def _transaction(
     """One transaction for the pending recipients; True when no other host should be tried."""
     try:
         result = yield from session.send_message(
-            message, message.sender, list(ledger.pending), **options.send_options
+            message.with_recipients(ledger.pending), **options.send_options
         )
     except SMTPError as exc:
         ledger.attempts.append(where.failed(exc))
@@ -325,3 +326,51 @@ def deliver_relay(
         yield from _transaction(session, message, ledger, where, options)
     yield from session.quit()
     return ledger.outcomes()
+
+
+class DeliveryJob:
+    """One call to ``deliver()``: the operations an adapter runs, and the report they make.
+
+    Direct delivery is one operation per recipient domain (adapters may run them concurrently
+    when :attr:`concurrent` allows); relay delivery is a single operation.
+    """
+
+    def __init__(
+        self,
+        message: Body,
+        sender: str | None,
+        recipients: Iterable[str] | None,
+        *,
+        relay: Relay | None,
+        options: DeliveryOptions,
+    ) -> None:
+        self.message = prepare_message(message, sender, recipients)
+        if self.message.single_use:
+            raise ValueError(
+                "deliver() may have to send the body more than once (another MX, another "
+                "domain): give bytes, str, a Message, a path or a seekable file, not a stream"
+            )
+        self.relay = relay
+        self.options = options
+        self.groups = {} if relay else group_by_domain(self.message.recipients)
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether the operations may run at the same time (a file object has one position)."""
+        return not self.message.single_reader
+
+    def operations(self) -> list[Operation[list[RecipientOutcome]]]:
+        if self.relay is not None:
+            return [deliver_relay(self.message, self.relay, self.options)]
+        return [
+            deliver_domain(domain, rcpts, self.message, self.options)
+            for domain, rcpts in self.groups.items()
+        ]
+
+    def report(self, results: Iterable[list[RecipientOutcome]]) -> DeliveryReport:
+        by_rcpt = {o.recipient: o for outcomes in results for o in outcomes}
+        return DeliveryReport(
+            tuple(by_rcpt[r] for r in self.message.recipients),
+            relay=self.relay is not None,
+            port=self.options.port,
+        )

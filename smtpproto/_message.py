@@ -20,7 +20,7 @@ from typing import BinaryIO, Union
 
 from ._addresses import needs_smtputf8
 
-__all__ = ["Body", "OutgoingMessage", "prepare_message"]
+__all__ = ["Body", "BodySource", "OutgoingMessage", "prepare_message"]
 
 CHUNK_SIZE = 1 << 16
 
@@ -36,33 +36,71 @@ Body = Union[
 ]
 
 
-@dataclass
-class OutgoingMessage:
-    """A message ready to send: envelope, size when known, and a source of chunks."""
+class BodySource:
+    """Where a body's chunks come from; shared by every envelope that sends the same body."""
 
-    sender: str
-    recipients: list[str]
-    size: int | None  # octets, when known without reading the body
-    eight_bit: bool | None  # None: unknown until the body has been read
-    smtputf8: bool  # an address (or, for a Message, a header) needs SMTPUTF8
-    _open: Callable[[], Iterator[bytes]] = field(repr=False)
-    _single_use: bool = field(default=False, repr=False)
-    _used: bool = field(default=False, repr=False)
-
-    @property
-    def single_use(self) -> bool:
-        """The body is a stream that can be read only once."""
-        return self._single_use
+    def __init__(
+        self,
+        opener: Callable[[], Iterator[bytes]],
+        size: int | None,
+        eight_bit: bool | None,
+        *,
+        single_use: bool = False,
+        file: bool = False,
+    ) -> None:
+        self._open = opener
+        self.size = size  # octets, when known without reading the body
+        self.eight_bit = eight_bit  # None: unknown until the body has been read
+        self.single_use = single_use  # a stream that can be read only once
+        self.single_reader = single_use or file  # a file object: one reader at a time
+        self._used = False
 
     def chunks(self) -> Iterator[bytes]:
         """The body, in chunks of at most 64 KiB.  Raises for a second pass over a stream."""
-        if self._single_use and self._used:
+        if self.single_use and self._used:
             raise ValueError(
                 "this body is a one-shot stream and was already sent; pass bytes, a path or a "
                 "seekable file to send it again"
             )
         self._used = True
         return self._open()
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A message ready to send: its envelope, and the source of its body."""
+
+    sender: str
+    recipients: list[str]
+    body: BodySource = field(repr=False)
+
+    @property
+    def size(self) -> int | None:
+        return self.body.size
+
+    @property
+    def eight_bit(self) -> bool | None:
+        return self.body.eight_bit
+
+    @property
+    def single_use(self) -> bool:
+        return self.body.single_use
+
+    @property
+    def single_reader(self) -> bool:
+        return self.body.single_reader
+
+    @property
+    def smtputf8(self) -> bool:
+        """An address needs SMTPUTF8 (RFC 6531)."""
+        return any(needs_smtputf8(a) for a in [self.sender, *self.recipients])
+
+    def chunks(self) -> Iterator[bytes]:
+        return self.body.chunks()
+
+    def with_recipients(self, recipients: Iterable[str]) -> OutgoingMessage:
+        """The same message (same body source) for other recipients."""
+        return OutgoingMessage(self.sender, list(recipients), self.body)
 
 
 def _envelope_from_headers(message: email.message.Message) -> tuple[str, list[str], str]:
@@ -135,7 +173,7 @@ def prepare_message(
     say (From/Sender, To/Cc/Bcc, or the Resent- variants), as ``smtplib.send_message`` does.
     """
     rcpts = list(recipients) if recipients is not None else None
-    single_use = False
+    single_use = is_file = False
     if isinstance(body, email.message.Message):
         header_sender, header_rcpts, _ = _envelope_from_headers(body)
         sender = header_sender if sender is None else sender
@@ -146,7 +184,6 @@ def prepare_message(
         raise ValueError("give a sender and recipients (only an email Message carries its own)")
     if not rcpts:
         raise ValueError("a message needs at least one recipient")
-    smtputf8 = any(needs_smtputf8(a) for a in [sender, *rcpts])
     if isinstance(body, str):
         body = body.encode("utf-8")
     if isinstance(body, (bytes, bytearray, memoryview)):
@@ -161,10 +198,11 @@ def prepare_message(
     elif hasattr(body, "read"):
         file: BinaryIO = body  # type: ignore[assignment]
         start, size = _file_size(file)
-        eight_bit, single_use = None, start is None
+        eight_bit, single_use, is_file = None, start is None, True
         opener = lambda: _read_file(file, start)  # noqa: E731
     else:
         chunks: Iterable[bytes] = body
         size, eight_bit, single_use = None, None, True
         opener = lambda: (bytes(c) for c in chunks if c)  # noqa: E731
-    return OutgoingMessage(sender, rcpts, size, eight_bit, smtputf8, opener, single_use)
+    source = BodySource(opener, size, eight_bit, single_use=single_use, file=is_file)
+    return OutgoingMessage(sender, rcpts, source)

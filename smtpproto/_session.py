@@ -362,6 +362,8 @@ class Session:
         """
         if not isinstance(message, OutgoingMessage):
             message = prepare_message(message, sender, recipients)
+        elif recipients is not None:
+            message = message.with_recipients(recipients)
         options = _Options(ret, envid, tuple(notify) if notify else None, requiretls, mt_priority)
         return self._guarded(self._send_message(message, options))
 

@@ -1,0 +1,53 @@
+"""dnspython's answers and errors, as the core's :class:`~smtpproto.mx.DNSAnswer`.
+
+Shared by the three adapters: ``dns.resolver`` and ``dns.asyncresolver`` return the same answer
+objects and raise the same exceptions, so only the awaiting differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dns.exception
+import dns.resolver
+
+from smtpproto.mx import DNSAnswer, DNSStatus, MXRecord
+
+__all__ = ["ADDRESS_TYPES", "DNS_ERRORS", "addresses_answer", "mx_answer", "status_of"]
+
+#: AAAA first: within each family the resolver's order is kept; the planner applies preference.
+ADDRESS_TYPES = ("AAAA", "A")
+DNS_ERRORS = (dns.exception.DNSException,)
+
+
+def status_of(error: dns.exception.DNSException) -> DNSStatus:
+    """What a dnspython exception means for delivery (RFC 5321 §5.1, checklist X2)."""
+    if isinstance(error, dns.resolver.NXDOMAIN):
+        return DNSStatus.NXDOMAIN
+    if isinstance(error, dns.resolver.NoAnswer):
+        return DNSStatus.NODATA
+    if isinstance(error, dns.exception.Timeout):
+        return DNSStatus.TIMEOUT
+    return DNSStatus.SERVFAIL  # NoNameservers (SERVFAIL/REFUSED everywhere) and anything else
+
+
+def mx_answer(answer: dns.resolver.Answer) -> DNSAnswer:
+    records = tuple(
+        MXRecord(int(rr.preference), rr.exchange.to_text())
+        for rr in answer
+    )
+    return DNSAnswer(DNSStatus.OK, mx=records)
+
+
+def addresses_answer(results: Sequence[dns.resolver.Answer | DNSStatus]) -> DNSAnswer:
+    """Combine the AAAA and A lookups of one host into one answer."""
+    addresses = tuple(
+        rr.to_text() for result in results if not isinstance(result, DNSStatus) for rr in result
+    )
+    if addresses:
+        return DNSAnswer(DNSStatus.OK, addresses=addresses)
+    statuses = [r for r in results if isinstance(r, DNSStatus)]
+    for status in (DNSStatus.NXDOMAIN, DNSStatus.SERVFAIL, DNSStatus.TIMEOUT):
+        if status in statuses:
+            return DNSAnswer(status)
+    return DNSAnswer(DNSStatus.NODATA)

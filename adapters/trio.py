@@ -1,0 +1,357 @@
+"""smtpproto over trio streams.
+
+The driver loop performs the I/O requests of :mod:`smtpproto._io`; every SMTP decision is made
+by the operations in :mod:`smtpproto._session`.  Timeouts are enforced per request with
+``trio.fail_after``.  A client serves one task at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import trio
+
+from smtpproto import (
+    Body,
+    ConnectError,
+    ConnectionLostError,
+    Extensions,
+    Limits,
+    RecipientResult,
+    Reply,
+    SendResult,
+    SMTPError,
+    SMTPTimeoutError,
+    TLSError,
+    TLSMode,
+)
+from smtpproto._io import (
+    Close,
+    Connect,
+    IORequest,
+    Receive,
+    Send,
+    StartTLSHandshake,
+)
+from smtpproto._session import Operation, Session
+
+from ._tls import client_context
+
+__all__ = ["SMTPClient", "TLSMode"]
+
+T = TypeVar("T")
+RECEIVE_SIZE = 1 << 16
+# RFC 8305's recommended delay before racing the next address of a name.
+HAPPY_EYEBALLS_DELAY = 0.25
+# How long a graceful close (TLS close_notify) may take before the stream is closed forcefully.
+CLOSE_GRACE = 5.0
+# What trio raises when the connection under a stream breaks or was closed.
+BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+class SMTPClient:
+    """A trio SMTP client.  Use :meth:`connect`, then the methods below, in ``async with``.
+
+    Leaving the block sends QUIT and closes the connection (cancellation just closes it).
+    """
+
+    def __init__(
+        self,
+        *,
+        local_hostname: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        timeouts: dict[str, float] | None = None,
+        connect_timeout: float = 30.0,
+        lmtp: bool = False,
+        limits: Limits | None = None,
+    ) -> None:
+        self._options: dict[str, Any] = {
+            "lmtp": lmtp,
+            "limits": limits,
+            "timeouts": timeouts,
+            "connect_timeout": connect_timeout,
+        }
+        # socket.getfqdn() can block on DNS, so the default name is looked up in open().
+        self._local_hostname = local_hostname
+        self._session = Session(local_hostname=local_hostname or "localhost", **self._options)
+        self._ssl_context = ssl_context
+        self._stream: trio.abc.Stream | None = None
+
+    @classmethod
+    def connect(
+        cls,
+        host: str,
+        port: int | None = None,
+        *,
+        tls: TLSMode = TLSMode.STARTTLS,
+        server_hostname: str | None = None,
+        verify: bool = True,
+        **options: Any,
+    ) -> Connecting:
+        """Connect to ``host`` and open the session (greeting, EHLO, TLS as ``tls`` says).
+
+        Use as ``client = await SMTPClient.connect(...)`` or ``async with SMTPClient.connect(...)
+        as client:``.  ``port`` defaults to 465 for implicit TLS, 587 for STARTTLS, else 25.
+        """
+        client = cls(**options)
+        opening = functools.partial(
+            client.open, host, port, tls=tls, server_hostname=server_hostname, verify=verify
+        )
+        return Connecting(client, opening)
+
+    # -- the seed's operations -----------------------------------------------------------------
+
+    async def open(
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        tls: TLSMode = TLSMode.STARTTLS,
+        server_hostname: str | None = None,
+        verify: bool = True,
+    ) -> Reply:
+        if self._local_hostname is None:
+            self._local_hostname = await trio.to_thread.run_sync(socket.getfqdn)
+            self._session = Session(local_hostname=self._local_hostname, **self._options)
+        return await self._run(
+            self._session.open(host, port, tls=tls, server_hostname=server_hostname, verify=verify)
+        )
+
+    async def authenticate(
+        self,
+        username: str,
+        password: str | None = None,
+        *,
+        token: str | None = None,
+        mechanism: str | None = None,
+        allow_cleartext: bool = False,
+    ) -> Reply:
+        return await self._run(
+            self._session.authenticate(
+                username,
+                password,
+                token=token,
+                mechanism=mechanism,
+                allow_cleartext=allow_cleartext,
+            )
+        )
+
+    async def send_message(
+        self,
+        message: Body,
+        sender: str | None = None,
+        recipients: Iterable[str] | None = None,
+        **options: Any,
+    ) -> SendResult:
+        return await self._run(self._session.send_message(message, sender, recipients, **options))
+
+    async def create_message(self, sender: str, **options: Any) -> Reply:
+        return await self._run(self._session.create_message(sender, **options))
+
+    async def add_recipient(
+        self, recipient: str, *, notify: Sequence[Any] | None = None, orcpt: str | None = None
+    ) -> RecipientResult:
+        return await self._run(self._session.add_recipient(recipient, notify=notify, orcpt=orcpt))
+
+    async def append_message(self, content: Body) -> None:
+        await self._run(self._session.append_message(content))
+
+    async def close_message(self) -> SendResult:
+        return await self._run(self._session.close_message())
+
+    async def reset(self) -> Reply:
+        return await self._run(self._session.reset())
+
+    async def noop(self) -> Reply:
+        return await self._run(self._session.noop())
+
+    async def verify(self, address: str) -> Reply:
+        return await self._run(self._session.verify(address))
+
+    async def disconnect(self) -> None:
+        """QUIT and close.  Safe to call more than once."""
+        try:
+            await self._run(self._session.quit())
+        finally:
+            await self._drop()
+
+    @property
+    def extensions(self) -> Extensions:
+        return self._session.conn.extensions
+
+    @property
+    def tls_active(self) -> bool:
+        return self._session.tls_active
+
+    @property
+    def tls_verified(self) -> bool:
+        return self._session.tls_verified
+
+    async def __aenter__(self) -> SMTPClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, trio.Cancelled):
+            await self._abort()  # no polite QUIT when the task is being cancelled
+            return
+        await self.disconnect()
+
+    # -- the driver loop -------------------------------------------------------------------
+
+    async def _run(self, op: Operation[T]) -> T:
+        value: Any = None
+        error: SMTPError | None = None
+        try:
+            while True:
+                try:
+                    request = op.throw(error) if error is not None else op.send(value)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+                value, error = None, None
+                try:
+                    value = await self._perform(request)
+                except SMTPError as exc:
+                    error = exc
+        except BaseException as exc:
+            if not isinstance(exc, SMTPError):  # cancelled or failed mid-exchange: session lost
+                await self._abort()
+            raise
+
+    async def _perform(self, request: IORequest) -> Any:
+        if isinstance(request, Send):
+            stream = self._stream_or_lost()
+            try:
+                with _deadline(request.timeout):
+                    await stream.send_all(request.data)
+            except trio.TooSlowError:
+                raise SMTPTimeoutError(request.phase, request.timeout) from None
+            except BROKEN as exc:
+                raise ConnectionLostError(request.phase, _detail(exc)) from None
+            return None
+        if isinstance(request, Receive):
+            stream = self._stream_or_lost()
+            try:
+                with _deadline(request.timeout):
+                    return await stream.receive_some(RECEIVE_SIZE)
+            except trio.TooSlowError:
+                raise SMTPTimeoutError(request.phase, request.timeout) from None
+            except BROKEN as exc:
+                raise ConnectionLostError(request.phase, _detail(exc)) from None
+        if isinstance(request, Connect):
+            self._stream = await self._connect(request)
+            return None
+        if isinstance(request, StartTLSHandshake):
+            self._stream = await self._handshake(
+                self._stream_or_lost(), request.server_hostname, request.verify, request.timeout
+            )
+            return None
+        if isinstance(request, Close):
+            await self._drop()
+            return None
+        raise TypeError(f"the trio SMTP client cannot perform {request!r}")
+
+    async def _connect(self, request: Connect) -> trio.abc.Stream:
+        try:
+            # Tries every address the name resolves to, IPv6 and IPv4, racing them (RFC 8305).
+            with _deadline(request.timeout):
+                stream = await trio.open_tcp_stream(
+                    request.host, request.port, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY
+                )
+        except trio.TooSlowError:
+            raise ConnectError(request.host, request.port, "timed out", timed_out=True) from None
+        except OSError as exc:
+            raise ConnectError(request.host, request.port, exc.strerror or str(exc)) from None
+        if request.implicit_tls:
+            server_hostname = request.server_hostname or request.host
+            return await self._handshake(stream, server_hostname, request.verify, request.timeout)
+        return stream
+
+    async def _handshake(
+        self, stream: trio.abc.Stream, server_hostname: str, verify: bool, timeout: float | None
+    ) -> trio.abc.Stream:
+        context = client_context(self._ssl_context, verify)
+        tls_stream = trio.SSLStream(stream, context, server_hostname=server_hostname)
+        try:
+            with _deadline(timeout):
+                await tls_stream.do_handshake()
+        except trio.TooSlowError:
+            await trio.aclose_forcefully(tls_stream)
+            raise SMTPTimeoutError("TLS handshake", timeout) from None
+        except BROKEN as exc:
+            await trio.aclose_forcefully(tls_stream)
+            # trio wraps the ssl module's error; anything else broke the connection itself.
+            if isinstance(exc.__cause__, ssl.SSLError):
+                raise TLSError(
+                    f"TLS handshake with {server_hostname} failed: {exc.__cause__}"
+                ) from None
+            raise ConnectionLostError("TLS handshake", _detail(exc)) from None
+        return tls_stream
+
+    def _stream_or_lost(self) -> trio.abc.Stream:
+        if self._stream is None:
+            raise ConnectionLostError("I/O", "the connection is closed")
+        return self._stream
+
+    async def _drop(self) -> None:
+        """Close gracefully (TLS sends close_notify), forcefully if that stalls."""
+        stream, self._stream = self._stream, None
+        self._session.closed = True
+        if stream is not None:
+            # aclose() closes the stream even when cut short, so the grace needs no fallback.
+            with trio.move_on_after(CLOSE_GRACE), contextlib.suppress(*BROKEN):
+                await stream.aclose()
+
+    async def _abort(self) -> None:
+        """Close at once: for cancellation and unexpected errors."""
+        stream, self._stream = self._stream, None
+        self._session.closed = True
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+
+
+class Connecting:
+    """What :meth:`SMTPClient.connect` returns: await it, or use it in ``async with``."""
+
+    def __init__(self, client: SMTPClient, opening: Callable[[], Awaitable[Reply]]) -> None:
+        self._client = client
+        self._opening = opening
+
+    async def _open(self) -> SMTPClient:
+        await self._opening()
+        return self._client
+
+    def __await__(self) -> Generator[Any, None, SMTPClient]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> SMTPClient:
+        return await self._open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._client.__aexit__(exc_type, exc, tb)
+
+
+def _deadline(timeout: float | None) -> contextlib.AbstractContextManager[trio.CancelScope]:
+    """``trio.fail_after`` for a request's timeout; ``None`` means no limit."""
+    return trio.fail_after(math.inf if timeout is None else timeout)
+
+
+def _detail(exc: BaseException) -> str:
+    """trio's stream errors carry their reason as the cause, not in their own message."""
+    return str(exc) or str(exc.__cause__ or type(exc).__name__)

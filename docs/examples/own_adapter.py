@@ -1,0 +1,76 @@
+"""A complete smtpproto adapter over a plain socket: perform each I/O request, map the errors."""
+
+import socket
+import ssl
+from typing import Any, TypeVar, cast
+
+from local_server import PASSWORD, USERNAME, local_server
+
+import smtpproto
+from smtpproto._io import Close, Connect, IORequest, Receive, Send, StartTLSHandshake
+from smtpproto._session import Operation
+
+T = TypeVar("T")
+
+
+class SocketDriver:
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context, self.sock = context, socket.socket()
+
+    def run(self, op: Operation[T]) -> T:
+        value: Any = None
+        error: smtpproto.SMTPError | None = None
+        while True:
+            try:  # resume the operation with the last result, or with the last failure
+                request = op.throw(error) if error else op.send(value)
+            except StopIteration as stop:
+                return cast(T, stop.value)
+            value, error, phase = None, None, getattr(request, "phase", "TLS handshake")
+            try:
+                value = self.perform(request)
+            except ssl.SSLError as exc:  # an OSError too: test it first
+                error = smtpproto.TLSError(f"TLS handshake failed: {exc}")
+            except OSError as exc:  # TimeoutError is one
+                if isinstance(request, Connect):
+                    error = smtpproto.ConnectError(request.host, request.port, str(exc))
+                elif isinstance(exc, TimeoutError):
+                    error = smtpproto.SMTPTimeoutError(phase, getattr(request, "timeout", None))
+                else:
+                    error = smtpproto.ConnectionLostError(phase, str(exc))
+
+    def perform(self, request: IORequest) -> bytes | None:
+        match request:
+            case Connect(host=host, port=port, timeout=timeout):
+                self.sock = socket.create_connection((host, port), timeout)
+                if request.implicit_tls:
+                    self.handshake(request.server_hostname or host, request.verify)
+            case Send(data=data, timeout=timeout) | Receive(timeout=timeout):
+                self.sock.settimeout(timeout)
+                if isinstance(request, Receive):
+                    return self.sock.recv(65536)  # b"" when the server closed the connection
+                self.sock.sendall(data)
+            case StartTLSHandshake(server_hostname=name, timeout=timeout, verify=verify):
+                self.sock.settimeout(timeout)
+                self.handshake(name, verify)
+            case Close():
+                self.sock.close()
+            case _:  # ResolveMX, ResolveAddresses: only delivery asks for DNS
+                raise TypeError(f"this driver cannot perform {request!r}")
+        return None
+
+    def handshake(self, server_hostname: str, verify: bool) -> None:
+        if not verify:  # the built-in adapters then accept any certificate; this one refuses
+            raise ssl.SSLError("this driver always verifies certificates")
+        self.sock = self.context.wrap_socket(self.sock, server_hostname=server_hostname)
+
+
+if __name__ == "__main__":
+    with local_server() as server:
+        driver, session = SocketDriver(server.client_context), smtpproto.Session()
+        driver.run(session.open(server.host, server.port, tls=smtpproto.TLSMode.STARTTLS))
+        driver.run(session.authenticate(USERNAME, PASSWORD))
+        body = b"Subject: own adapter\r\n\r\nHello.\r\n"
+        result = driver.run(session.send_message(body, "alice@example.org", ["bob@example.net"]))
+        driver.run(session.quit())
+        print("TLS:", session.tls_active, "delivered:", result.delivered)
+        print("stored:", [(m.sender, m.recipients) for m in server.messages])
