@@ -268,17 +268,17 @@ def deliver_domain(
 def _open(
     session: Session, where: AttemptRecord, tls_mode: TLSMode, verify: bool
 ) -> Operation[None]:
+    # An address literal has no name to check a certificate against: use the address.
+    name = where.address if where.host.startswith("[") else where.host
     try:
         yield from session.open(
-            where.address, where.port, tls=tls_mode, server_hostname=where.host, verify=verify
+            where.address, where.port, tls=tls_mode, server_hostname=name, verify=verify
         )
     except TLSError:
         if tls_mode is not TLSMode.OPPORTUNISTIC:
             raise
         # A failed opportunistic handshake: the same host again, in cleartext (RFC 7435 §4).
-        yield from session.open(
-            where.address, where.port, tls=TLSMode.NONE, server_hostname=where.host
-        )
+        yield from session.open(where.address, where.port, tls=TLSMode.NONE, server_hostname=name)
 
 
 def _transaction(

@@ -39,29 +39,22 @@ class SocketDriver:
                     error = smtpproto.ConnectionLostError(phase, str(exc))
 
     def perform(self, request: IORequest) -> bytes | None:
-        match request:
-            case Connect(host=host, port=port, timeout=timeout):
-                self.sock = socket.create_connection((host, port), timeout)
-                if request.implicit_tls:
-                    self.handshake(request.server_hostname or host, request.verify)
-            case Send(data=data, timeout=timeout) | Receive(timeout=timeout):
-                self.sock.settimeout(timeout)
-                if isinstance(request, Receive):
-                    return self.sock.recv(65536)  # b"" when the server closed the connection
-                self.sock.sendall(data)
-            case StartTLSHandshake(server_hostname=name, timeout=timeout, verify=verify):
-                self.sock.settimeout(timeout)
-                self.handshake(name, verify)
-            case Close():
-                self.sock.close()
-            case _:  # ResolveMX, ResolveAddresses: only delivery asks for DNS
-                raise TypeError(f"this driver cannot perform {request!r}")
-        return None
-
-    def handshake(self, server_hostname: str, verify: bool) -> None:
-        if not verify:  # the built-in adapters then accept any certificate; this one refuses
-            raise ssl.SSLError("this driver always verifies certificates")
-        self.sock = self.context.wrap_socket(self.sock, server_hostname=server_hostname)
+        if isinstance(request, Connect):
+            self.sock = socket.create_connection((request.host, request.port), request.timeout)
+        elif isinstance(request, Send | Receive | StartTLSHandshake):
+            self.sock.settimeout(request.timeout)
+        elif isinstance(request, Close):
+            self.sock.close()
+        else:  # ResolveMX, ResolveAddresses: only delivery asks for DNS
+            raise TypeError(f"this driver cannot perform {request!r}")
+        if isinstance(request, StartTLSHandshake) or getattr(request, "implicit_tls", False):
+            assert isinstance(request, StartTLSHandshake | Connect)
+            if not request.verify:  # the built-in adapters then accept any certificate
+                raise ssl.SSLError("this driver always verifies certificates")
+            self.sock = self.context.wrap_socket(self.sock, server_hostname=request.server_hostname)
+        if isinstance(request, Send):
+            self.sock.sendall(request.data)
+        return self.sock.recv(65536) if isinstance(request, Receive) else None  # b"": closed
 
 
 if __name__ == "__main__":
