@@ -32,10 +32,7 @@ def status_of(error: dns.exception.DNSException) -> DNSStatus:
 
 
 def mx_answer(answer: dns.resolver.Answer) -> DNSAnswer:
-    records = tuple(
-        MXRecord(int(rr.preference), rr.exchange.to_text())
-        for rr in answer
-    )
+    records = tuple(MXRecord(int(rr.preference), rr.exchange.to_text()) for rr in answer)
     return DNSAnswer(DNSStatus.OK, mx=records)
 
 

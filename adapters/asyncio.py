@@ -232,7 +232,7 @@ class SMTPClient:
             writer = self._streams()[1]
             try:
                 writer.write(request.data)
-                await _within(request.timeout, writer.drain())
+                await _within(request.timeout, _drain(writer))
             except TimeoutError:
                 raise SMTPTimeoutError(request.phase, request.timeout) from None
             except OSError as exc:
@@ -366,6 +366,16 @@ async def _within(timeout: float | None, awaitable: Awaitable[T]) -> T:
         return await asyncio.wait_for(awaitable, timeout)
     except asyncio.TimeoutError:  # a distinct class before 3.11
         raise TimeoutError from None
+
+
+async def _drain(writer: asyncio.StreamWriter) -> None:
+    """Wait until the write buffer is low again, and always let other tasks run.
+
+    ``drain()`` returns at once while the buffer is below its limit, so a long message sent
+    to a fast reader would otherwise hold the event loop (and not see cancellation) throughout.
+    """
+    await writer.drain()
+    await asyncio.sleep(0)
 
 
 async def _start_tls(

@@ -272,7 +272,7 @@ class SMTPClient:
         except trio.TooSlowError:
             raise ConnectError(request.host, request.port, "timed out", timed_out=True) from None
         except OSError as exc:
-            raise ConnectError(request.host, request.port, exc.strerror or str(exc)) from None
+            raise ConnectError(request.host, request.port, _connect_reason(exc)) from None
         if request.implicit_tls:
             server_hostname = request.server_hostname or request.host
             return await self._handshake(stream, server_hostname, request.verify, request.timeout)
@@ -350,6 +350,13 @@ class Connecting:
 def _deadline(timeout: float | None) -> contextlib.AbstractContextManager[trio.CancelScope]:
     """``trio.fail_after`` for a request's timeout; ``None`` means no limit."""
     return trio.fail_after(math.inf if timeout is None else timeout)
+
+
+def _connect_reason(exc: OSError) -> str:
+    """trio reports a failed connect as one OSError caused by a group of the attempts' errors."""
+    attempts = getattr(exc.__cause__, "exceptions", ())
+    reasons = dict.fromkeys(error.strerror or str(error) for error in attempts)
+    return "; ".join(reasons) or exc.strerror or str(exc)
 
 
 def _detail(exc: BaseException) -> str:

@@ -62,7 +62,8 @@ class TLSPolicy:
     required_domains: frozenset[str] = frozenset()
 
     def mode_for(self, domain: str) -> tuple[TLSMode, bool]:
-        if domain.lower() in {d.lower() for d in self.required_domains}:
+        # Compare lookup names, so every spelling (case, trailing dot, U-label) matches.
+        if lookup_name(domain) in {lookup_name(d) for d in self.required_domains}:
             return TLSMode.STARTTLS, True
         return TLSMode.OPPORTUNISTIC, False
 
@@ -124,7 +125,7 @@ def plan(domain: str, options: DeliveryOptions) -> Operation[DeliveryPlan]:
     hosts: list[str] = []
     if mx.status is DNSStatus.OK:
         hosts = list(dict.fromkeys(r.host.rstrip(".").lower() for r in mx.mx if r.host.rstrip(".")))
-    elif mx.status is DNSStatus.NODATA:
+    if mx.status is DNSStatus.NODATA or (mx.status is DNSStatus.OK and not mx.mx):
         hosts = [name]  # implicit MX (X3)
     addresses: dict[str, DNSAnswer] = {}
     for host in hosts:
@@ -182,7 +183,7 @@ class _Ledger:
                 self.settle(rcpt, refusal, False, where)
             return not self.pending
         if isinstance(exc, MessageTooLarge):
-            exc_reply = Reply(552, (f"5.3.4 {exc}",))
+            exc_reply = Reply.synthesized(552, f"5.3.4 {exc}")
             for rcpt in list(self.pending):
                 self.settle(rcpt, exc_reply, False, where)
             return True
@@ -240,14 +241,14 @@ def deliver_domain(
     delivery_plan = yield from plan(domain, options)
     if delivery_plan.error is not None:
         error = delivery_plan.error
-        reply = Reply(error.code, (f"{error.enhanced_status} {error.message}",))
+        reply = Reply.synthesized(error.code, f"{error.enhanced_status} {error.message}")
         status: Status = "temporary" if error.temporary else "permanent"
         return [RecipientOutcome(r, status, reply, error.message) for r in recipients]
     ledger = _Ledger(recipients, soft_errors=True)
     tls_mode, verify = options.tls_policy.mode_for(domain)
     sessions = 0
     for attempt in delivery_plan.attempts:
-        if not ledger.pending or sessions >= options.session_limit:
+        if sessions >= options.session_limit:
             break
         session = options.session()
         where = AttemptRecord(attempt.host, attempt.address, options.port)

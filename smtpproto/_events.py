@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ._addresses import check_text_argument, ehlo_domain, format_mailbox, is_postmaster
-from ._replies import EnhancedStatus
+from ._replies import EnhancedStatus, parse_enhanced_status
 from ._xtext import check_esmtp_keyword, check_esmtp_value, xtext_encode
 
 __all__ = [
@@ -275,6 +275,12 @@ class Reply:
     lines: tuple[str, ...] = ("",)
     enhanced_status: EnhancedStatus | None = None
     command: Command | None = None
+
+    @classmethod
+    def synthesized(cls, code: int, text: str) -> Reply:
+        """A reply no server sent, made up to report a local verdict (a DNS failure, a lost
+        connection counted as 451, a size check) in the same shape as a server's."""
+        return cls(code, (text,), parse_enhanced_status(code, text)[0])
 
     @property
     def text(self) -> str:

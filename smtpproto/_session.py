@@ -31,6 +31,7 @@ from ._errors import (
     MessageTooLarge,
     ProtocolError,
     RecipientsRefused,
+    ReplyError,
     SenderRefused,
     SMTPError,
     SMTPTimeoutError,
@@ -371,7 +372,10 @@ class Session:
         results: dict[str, RecipientResult] = {}
         remaining = list(message.recipients)
         while remaining:
-            batch = yield from self._transaction(message, remaining, options)
+            if results:
+                batch = yield from self._follow_up(message, remaining, options)
+            else:
+                batch = yield from self._transaction(message, remaining, options)
             results.update(batch)
             # 452 "too many recipients" (C10): the rest go in a further transaction.
             deferred = [r for r in remaining if _too_many(results[r])]
@@ -379,6 +383,25 @@ class Session:
                 break
             remaining = deferred
         return SendResult(tuple(results[r] for r in message.recipients))
+
+    def _follow_up(
+        self, message: OutgoingMessage, recipients: list[str], options: _Options
+    ) -> Operation[dict[str, RecipientResult]]:
+        """A further transaction after a 452.  Its failures become results, never an exception:
+        recipients of the first transaction are already delivered and must stay reported so
+        (C10, C12)."""
+        try:
+            return (yield from self._transaction(message, recipients, options))
+        except RecipientsRefused as exc:
+            return {r: RecipientResult(r, reply, False) for r, reply in exc.results.items()}
+        except ReplyError as exc:
+            return {r: RecipientResult(r, exc.reply, False) for r in recipients}
+        except SMTPError as exc:
+            if isinstance(exc, FATAL_ERRORS):
+                yield from self._close()
+            # A lost connection counts as a 451 for whatever was outstanding (C16).
+            lost = Reply.synthesized(451, f"4.4.2 {exc}")
+            return {r: RecipientResult(r, lost, False) for r in recipients}
 
     def _mail_command(self, message: OutgoingMessage, options: _Options) -> MailFrom:
         """MAIL FROM with every parameter the message needs and the server allows."""

@@ -160,9 +160,10 @@ def plan_delivery(
     if mx_answer.status is DNSStatus.NXDOMAIN:
         return _failed(domain, 550, "5.1.2", f"the domain {name} does not exist (NXDOMAIN)")
     records = list(mx_answer.mx) if mx_answer.status is DNSStatus.OK else []
-    if len(records) == 1 and records[0].host.rstrip(".") == "":
+    real = [r for r in records if r.host.rstrip(".")]
+    if records and not real:
         return _failed(domain, 556, "5.1.10", f"{name} accepts no mail (null MX, RFC 7505)")
-    records = [r for r in records if r.host.rstrip(".")]
+    records = real  # a null MX beside real ones is a mistake: ignore it
     if not records:  # implicit MX: the domain's own addresses, only when there is no MX (X3)
         records = [MXRecord(0, name)]
     else:
@@ -173,6 +174,7 @@ def plan_delivery(
                 domain, 554, "5.4.6", f"this host is the best MX for {name}: mail would loop"
             )
     attempts: list[Attempt] = []
+    seen: set[str] = set()  # two MX names for one host must not cost two attempts
     temporary = False
     for record in records:
         host = record.host.rstrip(".").lower()
@@ -181,7 +183,8 @@ def plan_delivery(
             temporary = temporary or answer is None or answer.status.temporary
             continue  # an MX target with no address is skipped (X6)
         for address in _order_addresses(answer.addresses, prefer_family):
-            if len(attempts) < address_limit:
+            if len(attempts) < address_limit and address not in seen:
+                seen.add(address)
                 attempts.append(Attempt(host, address, record.preference))
     if attempts:
         return DeliveryPlan(domain, tuple(attempts))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
+import contextlib
 import importlib
 import inspect
 import ssl
@@ -37,8 +37,12 @@ __all__ = [
     "ADAPTER_NAMES",
     "CALL_TIMEOUT",
     "Adapter",
+    "AsyncClientFacade",
+    "AsyncioRunner",
     "Client",
     "HarnessTimeout",
+    "LoopRunner",
+    "TrioRunner",
     "adapter",
 ]
 
@@ -230,7 +234,7 @@ class AsyncClientFacade:
         mechanism: str | None = None,
         allow_cleartext: bool = False,
     ) -> Reply:
-        return self._runner.call(
+        reply: Reply = self._runner.call(
             self.raw.authenticate,
             username,
             password,
@@ -238,6 +242,7 @@ class AsyncClientFacade:
             mechanism=mechanism,
             allow_cleartext=allow_cleartext,
         )
+        return reply
 
     def send_message(
         self,
@@ -246,30 +251,41 @@ class AsyncClientFacade:
         recipients: Iterable[str] | None = None,
         **options: Any,
     ) -> SendResult:
-        return self._runner.call(self.raw.send_message, message, sender, recipients, **options)
+        result: SendResult = self._runner.call(
+            self.raw.send_message, message, sender, recipients, **options
+        )
+        return result
 
     def create_message(self, sender: str, **options: Any) -> Reply:
-        return self._runner.call(self.raw.create_message, sender, **options)
+        reply: Reply = self._runner.call(self.raw.create_message, sender, **options)
+        return reply
 
     def add_recipient(
         self, recipient: str, *, notify: Sequence[Any] | None = None, orcpt: str | None = None
     ) -> RecipientResult:
-        return self._runner.call(self.raw.add_recipient, recipient, notify=notify, orcpt=orcpt)
+        result: RecipientResult = self._runner.call(
+            self.raw.add_recipient, recipient, notify=notify, orcpt=orcpt
+        )
+        return result
 
     def append_message(self, content: Body) -> None:
         self._runner.call(self.raw.append_message, content)
 
     def close_message(self) -> SendResult:
-        return self._runner.call(self.raw.close_message)
+        result: SendResult = self._runner.call(self.raw.close_message)
+        return result
 
     def reset(self) -> Reply:
-        return self._runner.call(self.raw.reset)
+        reply: Reply = self._runner.call(self.raw.reset)
+        return reply
 
     def noop(self) -> Reply:
-        return self._runner.call(self.raw.noop)
+        reply: Reply = self._runner.call(self.raw.noop)
+        return reply
 
     def verify(self, address: str) -> Reply:
-        return self._runner.call(self.raw.verify, address)
+        reply: Reply = self._runner.call(self.raw.verify, address)
+        return reply
 
     def disconnect(self) -> None:
         self._runner.call(self.raw.disconnect)
@@ -314,11 +330,12 @@ class Adapter:
     def __init__(self, name: str) -> None:
         self.name = name
         self.module = importlib.import_module(f"smtpproto.adapters.{name}")
-        self._runner: LoopRunner | None = {
-            "blocking": lambda: None,
-            "asyncio": AsyncioRunner,
-            "trio": TrioRunner,
-        }[name]()
+        # The blocking adapter needs no loop; the others get one thread each.
+        self._runner: LoopRunner | None = None
+        if name == "asyncio":
+            self._runner = AsyncioRunner()
+        elif name == "trio":
+            self._runner = TrioRunner()
         self._clients: list[Client] = []
 
     def connect(
@@ -354,10 +371,8 @@ class Adapter:
         """Disconnect what the test left open, then stop the loop thread."""
         try:
             for client in self._clients:
-                try:
+                with contextlib.suppress(Exception):  # a client the test already broke
                     client.disconnect()
-                except Exception:  # teardown of a client the test already broke
-                    pass
         finally:
             if self._runner is not None:
                 self._runner.stop()
@@ -381,8 +396,3 @@ def adapter(request: pytest.FixtureRequest) -> Iterator[Adapter]:
         yield loaded
     finally:
         loaded.close()
-
-
-def call_with(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Callable[[], T]:
-    """``fn`` with its arguments bound, for ``pytest.raises`` blocks that read better inline."""
-    return functools.partial(fn, *args, **kwargs)

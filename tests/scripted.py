@@ -58,8 +58,12 @@ SentCheck = bytes | Callable[[bytes], None]
 Piece = bytes | Callable[[], bytes]
 
 
+class Step:
+    """One step of a script (the base of the kinds below, so a script is a ``list[Step]``)."""
+
+
 @dataclass(frozen=True)
-class _Request:
+class _Request(Step):
     """One expected request: its type and the fields that must match (``ANY`` skips one)."""
 
     kind: type
@@ -71,7 +75,9 @@ class _Request:
         for name, wanted in self.fields.items():
             if wanted is not ANY:
                 got = getattr(request, name)
-                assert got == wanted, f"{self.kind.__name__}.{name}: expected {wanted!r}, got {got!r}"
+                assert got == wanted, (
+                    f"{self.kind.__name__}.{name}: expected {wanted!r}, got {got!r}"
+                )
         if isinstance(request, Send):
             if callable(self.data):
                 self.data(request.data)
@@ -92,7 +98,7 @@ class Expect:
         implicit_tls: bool = False,
         server_hostname: str | _Any = ANY,
         verify: bool | _Any = ANY,
-        timeout: float | None | _Any = ANY,
+        timeout: float | _Any | None = ANY,
     ) -> _Request:
         return _Request(
             Connect,
@@ -108,7 +114,7 @@ class Expect:
 
     @staticmethod
     def send(
-        data: SentCheck, *, phase: str | _Any = ANY, timeout: float | None | _Any = ANY
+        data: SentCheck, *, phase: str | _Any = ANY, timeout: float | _Any | None = ANY
     ) -> _Request:
         """``data``: the exact bytes, or a function that checks (and may record) them."""
         return _Request(Send, {"phase": phase, "timeout": timeout}, data)
@@ -118,7 +124,7 @@ class Expect:
         *,
         verify: bool = True,
         server_hostname: str | _Any = ANY,
-        timeout: float | None | _Any = ANY,
+        timeout: float | _Any | None = ANY,
     ) -> _Request:
         return _Request(
             StartTLSHandshake,
@@ -130,7 +136,7 @@ class Expect:
         return _Request(Close)
 
 
-class Reply:
+class Reply(Step):
     """Server bytes; each piece answers one ``Receive`` (a callable piece is computed late,
     when the client first asks for it, so it can depend on what the client sent).
 
@@ -138,7 +144,7 @@ class Reply:
     """
 
     def __init__(
-        self, *pieces: Piece, phase: str | _Any = ANY, timeout: float | None | _Any = ANY
+        self, *pieces: Piece, phase: str | _Any = ANY, timeout: float | _Any | None = ANY
     ) -> None:
         assert pieces, "a Reply needs bytes"
         self.pieces = pieces
@@ -149,21 +155,20 @@ class Reply:
 
 
 @dataclass(frozen=True)
-class Fail:
+class Fail(Step):
     """Throw ``error`` into the operation at its next request (of type ``on``, when given)."""
 
     error: BaseException
     on: type | None = None
 
 
-class _EOF(enum.Enum):
-    EOF = "EOF"
+class _EndOfStream(Step):
+    def __repr__(self) -> str:
+        return "EOF"
 
 
 #: The server closes the connection: the next ``Receive`` gets ``b""``.
-EOF = _EOF.EOF
-
-Step = _Request | Reply | Fail | _EOF
+EOF = _EndOfStream()
 
 
 class _Player:

@@ -35,7 +35,9 @@ def open_client(adapter: Adapter, server: RunningSMTPServer) -> Client:
     return adapter.connect(*server.address, tls=TLSMode.NONE, local_hostname="client.test")
 
 
-def test_send_bytes_pipelined(adapter: Adapter, smtp_server: RunningSMTPServer) -> None:
+def test_send_bytes_pipelined_dot_stuffed_C6(
+    adapter: Adapter, smtp_server: RunningSMTPServer
+) -> None:
     """Bytes go out dot-stuffed and arrive unchanged; MAIL, RCPT and DATA are pipelined."""
     with open_client(adapter, smtp_server) as client:
         assert client.extensions.pipelining
@@ -53,7 +55,7 @@ def test_send_bytes_pipelined(adapter: Adapter, smtp_server: RunningSMTPServer) 
     assert connection.verbs == ["EHLO", "MAIL", "RCPT", "RCPT", "DATA", "QUIT"]
 
 
-def test_send_normalizes_bare_line_ends_no_smuggling_S2(
+def test_send_normalizes_bare_line_ends_no_smuggling_C7_S2(
     adapter: Adapter, smtp_server: RunningSMTPServer
 ) -> None:
     """S2: a bare-LF "end of data" in the body can never end the message on the wire."""
@@ -88,7 +90,7 @@ def test_send_email_message_strips_bcc(adapter: Adapter, smtp_server: RunningSMT
     assert msg["Bcc"] == "hidden@example.org"  # the caller's object is left alone
 
 
-def test_one_refused_recipient_is_a_result(
+def test_one_refused_recipient_is_a_result_C11(
     adapter: Adapter, smtp_server_factory: SMTPServerFactory
 ) -> None:
     server = smtp_server_factory(recipient_replies={"bad@example.org": "550 5.1.1 no such user"})
@@ -105,7 +107,7 @@ def test_one_refused_recipient_is_a_result(
     assert message.rcpt_tos == ("good@example.org",)
 
 
-def test_all_recipients_refused_sends_nothing(
+def test_all_recipients_refused_sends_nothing_C11(
     adapter: Adapter, smtp_server_factory: SMTPServerFactory
 ) -> None:
     server = smtp_server_factory(
@@ -154,7 +156,7 @@ def test_staged_api_chunks_from_bytes_path_and_iterable(
     )
 
 
-def test_reset_noop_verify(adapter: Adapter, smtp_server: RunningSMTPServer) -> None:
+def test_reset_noop_verify_C13(adapter: Adapter, smtp_server: RunningSMTPServer) -> None:
     with open_client(adapter, smtp_server) as client:
         assert client.noop().code == 250
         assert client.verify("someone@example.org").code == 252
@@ -179,8 +181,17 @@ def test_reset_noop_verify(adapter: Adapter, smtp_server: RunningSMTPServer) -> 
     ]
 
 
-def test_greeting_554_refused(adapter: Adapter, smtp_server_factory: SMTPServerFactory) -> None:
-    """A 554 greeting: GreetingRefused, and QUIT is the only command sent."""
+def test_disconnect_twice_quits_once_C14(adapter: Adapter, smtp_server: RunningSMTPServer) -> None:
+    """C14: QUIT is the last command, sent once; a second disconnect is a no-op."""
+    with open_client(adapter, smtp_server) as client:
+        client.noop()
+        client.disconnect()
+    client.disconnect()
+    assert smtp_server.connections[0].verbs == ["EHLO", "NOOP", "QUIT"]
+
+
+def test_greeting_554_refused_G2(adapter: Adapter, smtp_server_factory: SMTPServerFactory) -> None:
+    """G2: a 554 greeting: GreetingRefused, and QUIT (no EHLO) is the only command sent."""
     server = smtp_server_factory(greeting="554 5.3.2 no service here")
     with pytest.raises(GreetingRefused) as caught:
         open_client(adapter, server)
@@ -233,7 +244,7 @@ def test_connection_lost_after_final_dot_is_not_delivered_C12_C16(
     assert server.connections[0].verbs == ["EHLO", "MAIL", "RCPT", "DATA"]
 
 
-def test_data_reply_451_is_temporary_refusal(
+def test_data_reply_451_is_temporary_refusal_C12(
     adapter: Adapter, smtp_server_factory: SMTPServerFactory
 ) -> None:
     server = smtp_server_factory(data_reply="451 4.3.0 try again later")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
-from smtpproto import ConnectError, SMTPTimeoutError, TLSMode
+from smtpproto import ConnectError, SMTPError, SMTPTimeoutError, TLSMode
 from tests.servers.net import pick_free_port
 
 if TYPE_CHECKING:  # imported for real by pytest_plugins, which rewrites its asserts
@@ -28,7 +29,7 @@ def silent_server() -> Iterator[tuple[str, int]]:
         yield listener.getsockname()
 
 
-def test_greeting_timeout_names_the_phase(
+def test_greeting_timeout_names_the_phase_C17(
     adapter: Adapter, silent_server: tuple[str, int]
 ) -> None:
     started = time.monotonic()
@@ -48,3 +49,70 @@ def test_connection_refused_is_connect_error(adapter: Adapter) -> None:
     assert (caught.value.host, caught.value.port) == ("127.0.0.1", port)
     assert caught.value.temporary
     assert not caught.value.timed_out
+
+
+class StallingServer:
+    """A minimal SMTP server on loopback (one connection) that answers everything with a
+    positive reply except one step, where it keeps reading and never answers."""
+
+    def __init__(self, stall_on: str) -> None:
+        self.stall_on = stall_on
+        self.lines: list[bytes] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address: tuple[str, int] = self._listener.getsockname()
+        self._thread = threading.Thread(target=self._serve, name="stalling-server", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        connection, _ = self._listener.accept()
+        with connection, connection.makefile("rb") as reader:
+            connection.sendall(b"220 stall.test ESMTP\r\n")
+            in_data = False
+            for line in reader:
+                self.lines.append(line)
+                if in_data:
+                    in_data = line != b".\r\n"
+                    step = "END-OF-MESSAGE"
+                else:
+                    step = line.split(b" ", 1)[0].strip().upper().decode("ascii", "replace")
+                if in_data or step == self.stall_on:
+                    continue
+                reply = {
+                    "EHLO": b"250-stall.test\r\n250 8BITMIME\r\n",
+                    "DATA": b"354 go ahead\r\n",
+                    "QUIT": b"221 bye\r\n",
+                }.get(step, b"250 ok\r\n")
+                in_data = step == "DATA"
+                connection.sendall(reply)
+
+    @property
+    def verbs(self) -> list[str]:
+        return [line.split(b" ", 1)[0].strip().decode("ascii", "replace") for line in self.lines]
+
+    def stop(self) -> None:
+        self._listener.close()
+        self._thread.join(5.0)
+
+
+@pytest.mark.parametrize("phase", ["MAIL", "END-OF-MESSAGE"])
+def test_timeout_mid_session_drops_the_connection_C12_C17(adapter: Adapter, phase: str) -> None:
+    """A server silent after MAIL, or after the final dot: SMTPTimeoutError naming the phase,
+    the connection is dropped without waiting for QUIT's reply, nothing counts as delivered."""
+    server = StallingServer(phase)
+    try:
+        with adapter.connect(
+            *server.address, tls=TLSMode.NONE, timeouts={phase: 0.3, "QUIT": 0.3}
+        ) as client:
+            started = time.monotonic()
+            with pytest.raises(SMTPTimeoutError) as caught:
+                client.send_message(
+                    b"Subject: t\r\n\r\nbody\r\n", "a@example.org", ["b@example.org"]
+                )
+            assert time.monotonic() - started < 1.5
+            assert caught.value.phase == phase
+            with pytest.raises(SMTPError):  # the session is gone: no silent reuse
+                client.noop()
+    finally:
+        server.stop()
+    assert "QUIT" not in server.verbs
+    assert server.verbs[:2] == ["EHLO", "MAIL"]

@@ -17,12 +17,12 @@ class SocketDriver:
     def __init__(self, context: ssl.SSLContext) -> None:
         self.context, self.sock = context, socket.socket()
 
-    def run(self, op: Operation[T]) -> T:
+    def run(self, operation: Operation[T]) -> T:
         value: Any = None
         error: smtpproto.SMTPError | None = None
         while True:
             try:  # resume the operation with the last result, or with the last failure
-                request = op.throw(error) if error else op.send(value)
+                request = operation.throw(error) if error else operation.send(value)
             except StopIteration as stop:
                 return cast(T, stop.value)
             value, error, phase = None, None, getattr(request, "phase", "TLS handshake")
@@ -47,8 +47,9 @@ class SocketDriver:
             self.sock.close()
         else:  # ResolveMX, ResolveAddresses: only delivery asks for DNS
             raise TypeError(f"this driver cannot perform {request!r}")
-        if isinstance(request, StartTLSHandshake) or getattr(request, "implicit_tls", False):
-            assert isinstance(request, StartTLSHandshake | Connect)
+        if isinstance(request, StartTLSHandshake) or (
+            isinstance(request, Connect) and request.implicit_tls
+        ):
             if not request.verify:  # the built-in adapters then accept any certificate
                 raise ssl.SSLError("this driver always verifies certificates")
             self.sock = self.context.wrap_socket(self.sock, server_hostname=request.server_hostname)
@@ -65,5 +66,4 @@ if __name__ == "__main__":
         body = b"Subject: own adapter\r\n\r\nHello.\r\n"
         result = driver.run(session.send_message(body, "alice@example.org", ["bob@example.net"]))
         driver.run(session.quit())
-        print("TLS:", session.tls_active, "delivered:", result.delivered)
-        print("stored:", [(m.sender, m.recipients) for m in server.messages])
+        print("delivered:", result.delivered, "stored:", [m.recipients for m in server.messages])

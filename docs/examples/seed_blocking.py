@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import sys
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from local_server import PASSWORD, REFUSED, USERNAME, local_server
 
-# [Initialize]
-from smtpproto.adapters.blocking import SMTPClient, TLSMode
-
-# [/Initialize]
+if TYPE_CHECKING:  # mypy cannot follow the package-dir mapping: it knows adapters/ as "adapters"
+    from adapters.blocking import SMTPClient, TLSMode
+else:
+    # [Initialize]
+    from smtpproto.adapters.blocking import SMTPClient, TLSMode
+    # [/Initialize]
 
 
 def main() -> int:
@@ -55,16 +58,17 @@ def main() -> int:
                 print("AddRecipient:", recipient, added.accepted, added.reply.code)
             # [/AddRecipient]
             # [AppendMessage]
+            # The first append sends DATA; the content then streams in pieces of any size.
             client.append_message(b"From: alice@example.org\r\nSubject: staged\r\n\r\n")
-            client.append_message(b".a line that starts with a dot\r\n")  # DATA begins here
+            client.append_message(b".a line that starts with a dot\r\n")
             # [/AppendMessage]
             # [CloseMessage]
-            staged = client.close_message()  # the final dot; the server's verdict per recipient
+            staged = client.close_message()  # the final dot; the verdict per recipient
             print("CloseMessage: delivered to", staged.delivered, "failed:", staged.failed)
             # [/CloseMessage]
         # [Disconnect]
-        # Leaving the ``with client:`` block above sent QUIT and closed the socket.  Outside a
-        # ``with`` block, call client.disconnect() (safe to call more than once).
+        # Leaving the block above sent QUIT and closed the connection.  disconnect() does the
+        # same without a block, and does nothing when the session is already closed.
         client.disconnect()
         # [/Disconnect]
         print("stored:", [(m.sender, m.recipients) for m in server.messages])
