@@ -77,9 +77,7 @@ class SMTPClient:
         # socket.getfqdn() can block on DNS, so the default name is looked up in open().
         self._local_hostname = local_hostname
         self._session = Session(local_hostname=local_hostname or "localhost", **self._options)
-        self._ssl_context = ssl_context
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._driver = _Driver(ssl_context)
 
     @classmethod
     def connect(
@@ -202,13 +200,32 @@ class SMTPClient:
         tb: TracebackType | None,
     ) -> None:
         if isinstance(exc, asyncio.CancelledError):
-            self._abort()  # no polite QUIT when the task is being cancelled
+            self._session.closed = True
+            self._driver.abort()  # no polite QUIT when the task is being cancelled
             return
         await self.disconnect()
 
-    # -- the driver loop -------------------------------------------------------------------
-
     async def _run(self, op: Operation[T]) -> T:
+        try:
+            return await self._driver.run(op)
+        finally:
+            if self._driver.streams is None:
+                self._session.closed = True
+
+    async def _drop(self) -> None:
+        self._session.closed = True
+        await self._driver.drop()
+
+
+class _Driver:
+    """Performs the I/O requests of one operation after another over one connection at a time."""
+
+    def __init__(self, ssl_context: ssl.SSLContext | None) -> None:
+        self.ssl_context = ssl_context
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.failed = False
+
+    async def run(self, op: Operation[T]) -> T:
         value: Any = None
         error: SMTPError | None = None
         try:
@@ -219,17 +236,17 @@ class SMTPClient:
                     return stop.value  # type: ignore[no-any-return]
                 value, error = None, None
                 try:
-                    value = await self._perform(request)
+                    value = await self.perform(request)
                 except SMTPError as exc:
-                    error = exc
+                    error, self.failed = exc, True
         except BaseException as exc:
             if not isinstance(exc, SMTPError):  # cancelled or failed mid-exchange: session lost
-                self._abort()
+                self.abort()
             raise
 
-    async def _perform(self, request: IORequest) -> Any:
+    async def perform(self, request: IORequest) -> Any:
         if isinstance(request, Send):
-            writer = self._streams()[1]
+            writer = self._streams(request.phase)[1]
             try:
                 writer.write(request.data)
                 await _within(request.timeout, _drain(writer))
@@ -239,7 +256,7 @@ class SMTPClient:
                 raise ConnectionLostError(request.phase, str(exc)) from None
             return None
         if isinstance(request, Receive):
-            reader = self._streams()[0]
+            reader = self._streams(request.phase)[0]
             try:
                 return await _within(request.timeout, reader.read(RECEIVE_SIZE))
             except TimeoutError:
@@ -247,23 +264,33 @@ class SMTPClient:
             except OSError as exc:
                 raise ConnectionLostError(request.phase, str(exc)) from None
         if isinstance(request, Connect):
-            self._reader, self._writer = await self._connect(request)
+            self.abort()
+            self.streams = await self._connect(request)
+            self.failed = False
             return None
         if isinstance(request, StartTLSHandshake):
-            self._writer = await self._handshake(
-                *self._streams(), request.server_hostname, request.verify, request.timeout
+            # The plain stream stays current until the handshake is done: an interruption
+            # (cancellation) then aborts it like any other.
+            reader, writer = self._streams("STARTTLS")
+            writer = await self._handshake(
+                reader, writer, request.server_hostname, request.verify, request.timeout
             )
+            self.streams = reader, writer
             return None
         if isinstance(request, Close):
-            await self._drop()
+            if self.failed:  # a connection that failed a request is not worth a goodbye
+                self.abort()
+            else:
+                await self.drop()
             return None
         raise TypeError(f"the asyncio SMTP client cannot perform {request!r}")
 
     async def _connect(self, request: Connect) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        context = (
-            client_context(self._ssl_context, request.verify) if request.implicit_tls else None
-        )
-        server_hostname = (request.server_hostname or request.host) if context is not None else None
+        context = None
+        server_hostname = None
+        if request.implicit_tls:
+            context = client_context(self.ssl_context, request.verify)
+            server_hostname = request.server_hostname or request.host
         try:
             # Tries every address the name resolves to, IPv6 and IPv4, racing them (RFC 8305).
             return await _within(
@@ -291,41 +318,40 @@ class SMTPClient:
         verify: bool,
         timeout: float | None,
     ) -> asyncio.StreamWriter:
-        context = client_context(self._ssl_context, verify)
+        context = client_context(self.ssl_context, verify)
         try:
             return await _within(timeout, _start_tls(reader, writer, context, server_hostname))
         except (ssl.SSLError, ssl.CertificateError) as exc:
-            self._abort()
+            writer.transport.abort()
             raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from None
         except TimeoutError:
-            self._abort()
+            writer.transport.abort()
             raise SMTPTimeoutError("TLS handshake", timeout) from None
         except OSError as exc:
-            self._abort()
+            writer.transport.abort()
             raise ConnectionLostError("TLS handshake", str(exc)) from None
 
-    def _streams(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self._reader is None or self._writer is None:
-            raise ConnectionLostError("I/O", "the connection is closed")
-        return self._reader, self._writer
+    def _streams(self, phase: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.streams is None:
+            raise ConnectionLostError(phase, "the connection is closed")
+        return self.streams
 
-    async def _drop(self) -> None:
+    async def drop(self) -> None:
         """Close gracefully (a TLS close_notify may need a round trip), abort if that stalls."""
-        writer, self._reader, self._writer = self._writer, None, None
-        self._session.closed = True
-        if writer is not None:
+        streams, self.streams = self.streams, None
+        if streams is not None:
+            writer = streams[1]
             writer.close()
             try:
                 await _within(CLOSE_GRACE, writer.wait_closed())
             except (TimeoutError, OSError):
                 writer.transport.abort()
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
         """Close at once, without waiting: for cancellation and unexpected errors."""
-        writer, self._reader, self._writer = self._writer, None, None
-        self._session.closed = True
-        if writer is not None:
-            writer.transport.abort()
+        streams, self.streams = self.streams, None
+        if streams is not None:
+            streams[1].transport.abort()
 
 
 class Connecting:

@@ -81,8 +81,7 @@ class SMTPClient:
         # socket.getfqdn() can block on DNS, so the default name is looked up in open().
         self._local_hostname = local_hostname
         self._session = Session(local_hostname=local_hostname or "localhost", **self._options)
-        self._ssl_context = ssl_context
-        self._stream: trio.abc.Stream | None = None
+        self._driver = _Driver(ssl_context)
 
     @classmethod
     def connect(
@@ -204,13 +203,32 @@ class SMTPClient:
         tb: TracebackType | None,
     ) -> None:
         if isinstance(exc, trio.Cancelled):
-            await self._abort()  # no polite QUIT when the task is being cancelled
+            self._session.closed = True  # first: closing in a cancelled scope raises Cancelled
+            await self._driver.abort()  # no polite QUIT when the task is being cancelled
             return
         await self.disconnect()
 
-    # -- the driver loop -------------------------------------------------------------------
-
     async def _run(self, op: Operation[T]) -> T:
+        try:
+            return await self._driver.run(op)
+        finally:
+            if self._driver.stream is None:
+                self._session.closed = True
+
+    async def _drop(self) -> None:
+        self._session.closed = True
+        await self._driver.drop()
+
+
+class _Driver:
+    """Performs the I/O requests of one operation after another over one stream at a time."""
+
+    def __init__(self, ssl_context: ssl.SSLContext | None) -> None:
+        self.ssl_context = ssl_context
+        self.stream: trio.abc.Stream | None = None
+        self.failed = False
+
+    async def run(self, op: Operation[T]) -> T:
         value: Any = None
         error: SMTPError | None = None
         try:
@@ -221,17 +239,17 @@ class SMTPClient:
                     return stop.value  # type: ignore[no-any-return]
                 value, error = None, None
                 try:
-                    value = await self._perform(request)
+                    value = await self.perform(request)
                 except SMTPError as exc:
-                    error = exc
+                    error, self.failed = exc, True
         except BaseException as exc:
             if not isinstance(exc, SMTPError):  # cancelled or failed mid-exchange: session lost
-                await self._abort()
+                await self.abort()
             raise
 
-    async def _perform(self, request: IORequest) -> Any:
+    async def perform(self, request: IORequest) -> Any:
         if isinstance(request, Send):
-            stream = self._stream_or_lost()
+            stream = self._stream(request.phase)
             try:
                 with _deadline(request.timeout):
                     await stream.send_all(request.data)
@@ -241,7 +259,7 @@ class SMTPClient:
                 raise ConnectionLostError(request.phase, _detail(exc)) from None
             return None
         if isinstance(request, Receive):
-            stream = self._stream_or_lost()
+            stream = self._stream(request.phase)
             try:
                 with _deadline(request.timeout):
                     return await stream.receive_some(RECEIVE_SIZE)
@@ -250,15 +268,22 @@ class SMTPClient:
             except BROKEN as exc:
                 raise ConnectionLostError(request.phase, _detail(exc)) from None
         if isinstance(request, Connect):
-            self._stream = await self._connect(request)
+            await self.abort()
+            self.stream = await self._connect(request)
+            self.failed = False
             return None
         if isinstance(request, StartTLSHandshake):
-            self._stream = await self._handshake(
-                self._stream_or_lost(), request.server_hostname, request.verify, request.timeout
+            # The plain stream stays current until the handshake is done: an interruption
+            # (cancellation) then closes it like any other.
+            self.stream = await self._handshake(
+                self._stream("STARTTLS"), request.server_hostname, request.verify, request.timeout
             )
             return None
         if isinstance(request, Close):
-            await self._drop()
+            if self.failed:  # a connection that failed a request is not worth a goodbye
+                await self.abort()
+            else:
+                await self.drop()
             return None
         raise TypeError(f"the trio SMTP client cannot perform {request!r}")
 
@@ -281,7 +306,7 @@ class SMTPClient:
     async def _handshake(
         self, stream: trio.abc.Stream, server_hostname: str, verify: bool, timeout: float | None
     ) -> trio.abc.Stream:
-        context = client_context(self._ssl_context, verify)
+        context = client_context(self.ssl_context, verify)
         tls_stream = trio.SSLStream(stream, context, server_hostname=server_hostname)
         try:
             with _deadline(timeout):
@@ -299,24 +324,22 @@ class SMTPClient:
             raise ConnectionLostError("TLS handshake", _detail(exc)) from None
         return tls_stream
 
-    def _stream_or_lost(self) -> trio.abc.Stream:
-        if self._stream is None:
-            raise ConnectionLostError("I/O", "the connection is closed")
-        return self._stream
+    def _stream(self, phase: str) -> trio.abc.Stream:
+        if self.stream is None:
+            raise ConnectionLostError(phase, "the connection is closed")
+        return self.stream
 
-    async def _drop(self) -> None:
+    async def drop(self) -> None:
         """Close gracefully (TLS sends close_notify), forcefully if that stalls."""
-        stream, self._stream = self._stream, None
-        self._session.closed = True
+        stream, self.stream = self.stream, None
         if stream is not None:
             # aclose() closes the stream even when cut short, so the grace needs no fallback.
             with trio.move_on_after(CLOSE_GRACE), contextlib.suppress(*BROKEN):
                 await stream.aclose()
 
-    async def _abort(self) -> None:
+    async def abort(self) -> None:
         """Close at once: for cancellation and unexpected errors."""
-        stream, self._stream = self._stream, None
-        self._session.closed = True
+        stream, self.stream = self.stream, None
         if stream is not None:
             await trio.aclose_forcefully(stream)
 

@@ -119,6 +119,7 @@ _STATIC_LINES: Mapping[str, bytes] = {
 }
 
 _HELLO_KINDS = frozenset({"EHLO", "HELO", "LHLO"})
+_LMTP_DATA_END = frozenset({"END-OF-MESSAGE", "BDAT-LAST"})
 _AUTH_KINDS = frozenset({"AUTH", "AUTH-RESPONSE"})
 # Replies to these carry no enhanced status code (RFC 2034 §4).
 _NO_ENHANCED_STATUS = frozenset({"GREETING", *_HELLO_KINDS})
@@ -277,6 +278,10 @@ class ClientConnection:
         if pending is not None and self._answered(pending):
             self._pending.popleft()
         _REPLY_EFFECTS.get(kind, _no_effect)(self, reply, pending)
+        if self.lmtp and kind in _LMTP_DATA_END:
+            # LMTP's replies to the end of data are per recipient: one refusal is not a refused
+            # chunk, and the transaction is over either way.
+            kind = "LMTP-DATA-END"
         after = REPLY_TRANSITIONS.get((self.state, kind, outcome))
         if after is not None:
             self.state = after
@@ -286,7 +291,7 @@ class ClientConnection:
 
     def _answered(self, pending: _Pending) -> bool:
         """Count one reply against ``pending``; True when it has had all its replies."""
-        if self.lmtp and pending.kind in ("END-OF-MESSAGE", "BDAT-LAST"):
+        if self.lmtp and pending.kind in _LMTP_DATA_END:
             # LMTP answers the end of data once per accepted recipient (RFC 2033 §4.2).
             if not pending.replies_left:
                 transaction = pending.transaction

@@ -31,6 +31,7 @@ __all__ = [
     "SMTPError",
     "SMTPTimeoutError",
     "SenderRefused",
+    "ServiceClosing",
     "TLSError",
     "TLSRequiredError",
 ]
@@ -78,6 +79,10 @@ class ReplyError(SMTPError):
 
 class GreetingRefused(ReplyError):
     """The server refused the session in its greeting (554) or is unavailable (421)."""
+
+
+class ServiceClosing(ReplyError):
+    """The server said 421: it is closing the session; whatever was outstanding failed, for now."""
 
 
 class AuthenticationError(ReplyError):

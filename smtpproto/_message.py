@@ -9,6 +9,7 @@ had without reading the body (for SIZE, RFC 1870).
 from __future__ import annotations
 
 import copy
+import email.header
 import email.message
 import email.policy
 import email.utils
@@ -98,6 +99,10 @@ class OutgoingMessage:
     def chunks(self) -> Iterator[bytes]:
         return self.body.chunks()
 
+    def __post_init__(self) -> None:
+        if not self.recipients:
+            raise ValueError("a message needs at least one recipient")
+
     def with_recipients(self, recipients: Iterable[str]) -> OutgoingMessage:
         """The same message (same body source) for other recipients."""
         return OutgoingMessage(self.sender, list(recipients), self.body)
@@ -110,11 +115,21 @@ def _envelope_from_headers(message: email.message.Message) -> tuple[str, list[st
         raise ValueError("the message has several Resent- blocks; give sender and recipients")
     prefix = "Resent-" if resent else ""
     sender_field = message[prefix + "Sender"] or message[prefix + "From"]
-    senders = email.utils.getaddresses([str(sender_field)] if sender_field else [])
-    sender = senders[0][1] if senders else ""
-    fields = [str(v) for h in ("To", "Cc", "Bcc") for v in message.get_all(prefix + h) or []]
+    senders = email.utils.getaddresses([_header_text(sender_field)] if sender_field else [])
+    if not senders or not senders[0][1]:
+        # The null reverse-path is for notifications only (C19): never guess it.
+        raise ValueError(f"the message has no {prefix}From or {prefix}Sender; pass sender=")
+    sender = senders[0][1]
+    fields = [
+        _header_text(v) for h in ("To", "Cc", "Bcc") for v in message.get_all(prefix + h) or []
+    ]
     recipients = [addr for _, addr in email.utils.getaddresses(fields) if addr]
     return sender, recipients, prefix
+
+
+def _header_text(value: object) -> str:
+    """A header's text with RFC 2047 encoded-words decoded (compat32 Messages keep them)."""
+    return str(email.header.make_header(email.header.decode_header(str(value))))
 
 
 def _message_bytes(message: email.message.Message, international: bool) -> bytes:
@@ -124,8 +139,10 @@ def _message_bytes(message: email.message.Message, international: bool) -> bytes
         del message["Bcc"]
         del message["Resent-Bcc"]
     policy = message.policy.clone(linesep="\r\n")
-    if international and isinstance(policy, email.policy.EmailPolicy):
-        policy = policy.clone(utf8=True)
+    if international:
+        # UTF-8 headers (RFC 6532); a compat32 policy would RFC 2047-encode the addresses.
+        base = policy if isinstance(policy, email.policy.EmailPolicy) else email.policy.SMTP
+        policy = base.clone(utf8=True, linesep="\r\n")
     return message.as_bytes(policy=policy)
 
 
@@ -182,13 +199,16 @@ def prepare_message(
         body = _message_bytes(body, international)
     if sender is None or rcpts is None:
         raise ValueError("give a sender and recipients (only an email Message carries its own)")
-    if not rcpts:
-        raise ValueError("a message needs at least one recipient")
     if isinstance(body, str):
         body = body.encode("utf-8")
     if isinstance(body, (bytes, bytearray, memoryview)):
         data = bytes(body)
-        size: int | None = len(data)
+        crlf = data.count(b"\r\n")
+        # The size on the wire (RFC 1870 §4): every bare CR or LF will become a CRLF.
+        wire_size = len(data) + data.count(b"\r") + data.count(b"\n") - 2 * crlf
+        if data and not data.endswith((b"\r", b"\n")):
+            wire_size += 2  # the CRLF the end of data adds (RFC 5321 §4.1.1.4)
+        size: int | None = wire_size
         eight_bit: bool | None = not data.isascii()
         opener = _chunks_of(data)
     elif isinstance(body, os.PathLike):

@@ -33,6 +33,7 @@ from ._errors import (
     RecipientsRefused,
     ReplyError,
     SenderRefused,
+    ServiceClosing,
     SMTPError,
     SMTPTimeoutError,
     TLSError,
@@ -64,6 +65,7 @@ from ._events import (
 from ._io import Close, Connect, IORequest, Receive, Send, StartTLSHandshake, TLSMode
 from ._message import Body, OutgoingMessage, prepare_message
 from ._results import RecipientResult, SendResult
+from ._state import State
 from ._transcript import log_reply, log_sent
 from ._wire import COMMAND_LINE_LIMIT
 
@@ -82,7 +84,14 @@ ONE_FLIGHT_BDAT_LIMIT = 8 << 20
 # Servers answer "not recognized" to EHLO with these; then HELO is worth a try (checklist G4).
 HELO_FALLBACK_CODES = frozenset({500, 502, 504})
 # Errors after which the connection cannot be trusted: close it, never reuse it.
-FATAL_ERRORS = (ProtocolError, SMTPTimeoutError, ConnectionLostError, TLSError, TLSRequiredError)
+FATAL_ERRORS = (
+    ProtocolError,
+    SMTPTimeoutError,
+    ConnectionLostError,
+    ServiceClosing,
+    TLSError,
+    TLSRequiredError,
+)
 
 
 class Session:
@@ -126,8 +135,9 @@ class Session:
             wire = self.conn.send(event)
             log_sent(event, wire)
             wires.append(wire)
-        phase = kind_of(events[-1])
-        yield Send(b"".join(wires), self.conn.timeouts["DATA-BLOCK"], phase)
+        data = b"".join(wires)
+        if data:  # a chunk may encode to nothing yet (a CR held back for its LF)
+            yield Send(data, self.conn.timeouts["DATA-BLOCK"], kind_of(events[-1]))
 
     def _read_reply(self) -> Operation[Reply]:
         while True:
@@ -136,22 +146,30 @@ class Session:
             event = self.conn.next_event()
             if isinstance(event, Reply):
                 log_reply(event)
+                if event.code == 421:
+                    # The server is closing the session (C15): everything outstanding failed
+                    # temporarily, and nothing more can be said on this connection.
+                    raise ServiceClosing("the server is closing the connection", event)
                 return event
-            if event is NEED_DATA:
-                data = yield Receive(self.conn.recommended_timeout, phase)
-                self.conn.receive_data(data)
-            elif isinstance(event, ConnectionClosed):
+            if isinstance(event, ConnectionClosed):
                 raise ConnectionLostError(phase, "the server closed the connection")
-            else:  # PAUSED only follows a 220 to STARTTLS, which _starttls handles
-                raise LocalProtocolError(f"unexpected {event!r} while waiting for a reply")
+            # PAUSED only follows a 220 to STARTTLS, which _starttls reads itself.
+            assert event is NEED_DATA
+            data = yield Receive(self.conn.recommended_timeout, phase)
+            self.conn.receive_data(data)
 
     def command(self, event: Command) -> Operation[Reply]:
         """Send one command and return its reply (any code: deciding is the caller's job)."""
         yield from self._send(event)
         return (yield from self._read_reply())
 
-    def _guarded(self, op: Operation[T]) -> Operation[T]:
+    def _guarded(self, op: Operation[T], *, opening: bool = False) -> Operation[T]:
         """Run ``op``; on an error that leaves the connection untrustworthy, close it."""
+        if self.closed and not opening:
+            op.close()
+            raise ConnectionLostError(
+                "the next command", "the connection is closed; open a new one"
+            )
         try:
             return (yield from op)
         except FATAL_ERRORS:
@@ -185,13 +203,14 @@ class Session:
         Returns the greeting.  ``verify=False`` accepts any certificate (opportunistic MX
         delivery only; :attr:`tls_verified` records it).
         """
-        return self._guarded(self._open(host, port, tls, server_hostname, verify))
+        return self._guarded(self._open(host, port, tls, server_hostname, verify), opening=True)
 
     def _open(
         self, host: str, port: int | None, tls: TLSMode, server_hostname: str | None, verify: bool
     ) -> Operation[Reply]:
         implicit = tls is TLSMode.IMPLICIT
         self.conn = ClientConnection(tls=implicit, **self._conn_options)
+        self._staged = None
         self.server_hostname = server_hostname or host
         yield Connect(
             host,
@@ -203,11 +222,15 @@ class Session:
         )
         self.closed = False
         self.tls_verified = implicit and verify
-        greeting = yield from self._read_reply()
-        if not greeting.is_positive:
-            yield from self._quit_and_close()
-            raise GreetingRefused("the server refused the session", greeting)
-        yield from self._hello()
+        try:
+            greeting = yield from self._read_reply()
+            if not greeting.is_positive:
+                yield from self._quit_and_close()
+                raise GreetingRefused("the server refused the session", greeting)
+            yield from self._hello()
+        except ServiceClosing as exc:  # 421 before the session is open: it is refused, for now
+            yield from self._close()
+            raise GreetingRefused("the server is not available", exc.reply) from None
         if tls in (TLSMode.STARTTLS, TLSMode.OPPORTUNISTIC):
             yield from self._starttls(required=tls is TLSMode.STARTTLS, verify=verify)
         return greeting
@@ -258,19 +281,21 @@ class Session:
     ) -> Operation[Reply]:
         """AUTH with the strongest mechanism the server offers for these credentials.
 
-        Never sends a password or token over an unencrypted connection unless
+        Never sends a password or token where an eavesdropper or an impostor could read it —
+        without TLS, or over TLS whose certificate was not verified (RFC 4954 §14) — unless
         ``allow_cleartext=True`` (checklist S8).  Returns the 235 reply.
         """
         offered = self.conn.extensions.auth
         if not offered:
             raise AuthNotSupported("the server does not offer AUTH")
-        clear_ok = self.conn.tls or allow_cleartext
+        protected = self.conn.tls and self.tls_verified
+        clear_ok = protected or allow_cleartext
         if mechanism is None:
             chosen = sasl.choose_mechanism(
                 offered,
                 have_password=password is not None,
                 have_token=token is not None,
-                tls_active=self.conn.tls,
+                tls_active=protected,
                 allow_cleartext=allow_cleartext,
             )
             if chosen is None:
@@ -281,8 +306,8 @@ class Session:
                     tls_active=True,
                 ):
                     raise CleartextAuthRefused(
-                        "the server offers only mechanisms that would send the credentials in "
-                        "cleartext; use TLS, or pass allow_cleartext=True"
+                        "the server offers only mechanisms that would expose the credentials "
+                        "without verified TLS; use TLS, or pass allow_cleartext=True"
                     )
                 raise AuthNotSupported(
                     f"no usable mechanism for these credentials among {sorted(offered)}"
@@ -290,7 +315,9 @@ class Session:
             mechanism = chosen
         mech = sasl.create_mechanism(mechanism, username=username, password=password, token=token)
         if mech.sends_secret_in_clear and not clear_ok:
-            raise CleartextAuthRefused(f"{mech.name} would send the credentials in cleartext")
+            raise CleartextAuthRefused(
+                f"{mech.name} would expose the credentials without verified TLS"
+            )
         return self._guarded(self._authenticate(mech))
 
     def _authenticate(self, mech: sasl.Mechanism) -> Operation[Reply]:
@@ -306,6 +333,8 @@ class Session:
                 response = mech.respond(challenge)
             except (binascii.Error, sasl.SASLError) as exc:
                 reply = yield from self.command(AuthResponse(cancel=True))
+                if isinstance(exc, sasl.ServerNotAuthenticated):
+                    yield from self._quit_and_close()  # possibly an impostor: trust it no further
                 raise AuthenticationError(f"authentication cancelled ({exc})", reply) from None
             reply = yield from self.command(AuthResponse(response))
         if not reply.is_positive:
@@ -336,7 +365,8 @@ class Session:
         """QUIT and close; safe to call in any state, and more than once."""
         if self.closed:
             return
-        if self.conn.pending or (self._staged is not None and self._staged.data_started):
+        staged, self._staged = self._staged, None
+        if self.conn.pending or (staged is not None and staged.data_started):
             yield from self._close()  # mid-transaction or mid-data: just drop the connection
             return
         yield from self._quit_and_close()
@@ -371,7 +401,7 @@ class Session:
     def _send_message(self, message: OutgoingMessage, options: _Options) -> Operation[SendResult]:
         results: dict[str, RecipientResult] = {}
         remaining = list(message.recipients)
-        while remaining:
+        while True:
             if results:
                 batch = yield from self._follow_up(message, remaining, options)
             else:
@@ -380,9 +410,8 @@ class Session:
             # 452 "too many recipients" (C10): the rest go in a further transaction.
             deferred = [r for r in remaining if _too_many(results[r])]
             if not deferred or len(deferred) == len(remaining) or message.single_use:
-                break
+                return SendResult(tuple(results[r] for r in message.recipients))
             remaining = deferred
-        return SendResult(tuple(results[r] for r in message.recipients))
 
     def _follow_up(
         self, message: OutgoingMessage, recipients: list[str], options: _Options
@@ -392,16 +421,15 @@ class Session:
         (C10, C12)."""
         try:
             return (yield from self._transaction(message, recipients, options))
-        except RecipientsRefused as exc:
-            return {r: RecipientResult(r, reply, False) for r, reply in exc.results.items()}
-        except ReplyError as exc:
-            return {r: RecipientResult(r, exc.reply, False) for r in recipients}
         except SMTPError as exc:
             if isinstance(exc, FATAL_ERRORS):
                 yield from self._close()
-            # A lost connection counts as a 451 for whatever was outstanding (C16).
-            lost = Reply.synthesized(451, f"4.4.2 {exc}")
-            return {r: RecipientResult(r, lost, False) for r in recipients}
+            if isinstance(exc, RecipientsRefused):
+                return {r: RecipientResult(r, reply, False) for r, reply in exc.results.items()}
+            # Without a reply (a lost connection), it counts as a 451 (C16).
+            reply = exc.reply if isinstance(exc, ReplyError) else None
+            reply = reply or Reply.synthesized(451, f"4.4.2 {exc}")
+            return {r: RecipientResult(r, reply, False) for r in recipients}
 
     def _mail_command(self, message: OutgoingMessage, options: _Options) -> MailFrom:
         """MAIL FROM with every parameter the message needs and the server allows."""
@@ -415,6 +443,9 @@ class Session:
             body = "8BITMIME"  # for a stream of unknown content, declaring 8 bits is always safe
         elif message.eight_bit and not message.smtputf8:
             raise MessageEncodingError("8-bit content needs 8BITMIME, which the server lacks")
+        if options.requiretls and not (ext.requiretls and self.conn.tls):
+            # RFC 8689 §4.2.1: without TLS and the extension, the message must not go here.
+            raise TLSRequiredError("REQUIRETLS needs a TLS session with a server that offers it")
         dsn = ext.dsn
         return MailFrom(
             message.sender,
@@ -444,14 +475,17 @@ class Session:
             for r, reply in zip(recipients, rcpt_replies, strict=False)
         }
         accepted = [r for r in recipients if r in results and results[r].accepted]
-        tail_reply = replies[-1] if tail and len(replies) == 2 + len(rcpts) else None
+        tail_reply = replies[-1] if tail else None
         if not mail_reply.is_positive or not accepted:
             yield from self._abandon(tail_reply)
             if not mail_reply.is_positive:
                 raise SenderRefused("the server refused the sender", mail_reply)
             raise RecipientsRefused({r: results[r].reply for r in recipients})
-        if one_flight is not None and tail_reply is not None:
+        if one_flight is not None:
+            assert tail_reply is not None  # the one-flight BDAT exists only with PIPELINING
             finals = [tail_reply] + (yield from self._lmtp_more(len(accepted)))
+            if self.conn.state is State.BDAT_FAILED:
+                yield from self.command(Rset())  # after a refused chunk (RFC 3030 §2)
         else:
             finals = yield from self._send_body(message, tail_reply, len(accepted))
         return self._final_results(results, accepted, finals)
@@ -489,7 +523,7 @@ class Session:
         ext = self.conn.extensions
         if not (ext.chunking and ext.pipelining) or message.size is None:
             return None
-        if message.size > ONE_FLIGHT_BDAT_LIMIT or message.single_use or message.eight_bit is None:
+        if message.size > ONE_FLIGHT_BDAT_LIMIT or message.eight_bit is None:
             return None
         normalizer = CRLFNormalizer()  # BDAT text is CRLF text too (S2)
         return b"".join(normalizer.feed(chunk) for chunk in message.chunks()) + normalizer.flush()
@@ -627,12 +661,12 @@ class Session:
         """End the data and return the result per recipient.  The message can still be refused
         here (:class:`DataRefused`); only a 2xx now means it was delivered."""
         staged = self._require_staged()
-        if not staged.data_started:
-            yield from self._append(staged, b"")
         self._staged = None
-        return (yield from self._guarded(self._close_message(staged)))
+        return self._guarded(self._close_message(staged))
 
     def _close_message(self, staged: _Staged) -> Operation[SendResult]:
+        if not staged.data_started:
+            yield from self._append(staged, b"")
         yield from self._send(EndOfMessage())
         accepted = [r.recipient for r in staged.results if r.accepted]
         finals = [(yield from self._read_reply())] + (yield from self._lmtp_more(len(accepted)))
@@ -673,7 +707,10 @@ class _Options:
 def _too_many(result: RecipientResult) -> bool:
     """A 452 to RCPT that means "too many recipients" (RFC 5321 §4.5.3.1.10, checklist C10)."""
     reply = result.reply
-    if result.accepted or reply.code != 452 or not isinstance(reply.command, RcptTo):
+    if result.accepted:
         return False
-    status = reply.enhanced_status
-    return status is None or str(status) == "4.5.3"
+    status = None if reply.enhanced_status is None else str(reply.enhanced_status)
+    if reply.code == 452:
+        return status in (None, "4.5.3")
+    # A 552 with 5.5.3 is the old way of saying it (RFC 5321 §4.5.3.1.10); a 552 for size is not.
+    return reply.code == 552 and status == "5.5.3"

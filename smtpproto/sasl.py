@@ -47,6 +47,7 @@ __all__ = [
     "ScramMechanism",
     "ScramSHA1Mechanism",
     "ScramSHA256Mechanism",
+    "ServerNotAuthenticated",
     "XOAuth2Mechanism",
     "choose_mechanism",
     "create_mechanism",
@@ -59,6 +60,11 @@ class SASLError(Exception):
 
     The exchange is over: the caller cancels it by answering ``*`` (RFC 4954 §4).
     """
+
+
+class ServerNotAuthenticated(SASLError):
+    """The server failed to prove that it knows the credentials (SCRAM's ``v=``): it may be an
+    impostor, so the connection must not be trusted any further."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -534,7 +540,7 @@ class ScramMechanism(_ClientFirstMechanism):
         signature = _b64decode(self.name, value, "signature")
         assert self._server_signature is not None  # set in round 1, which succeeded
         if not hmac.compare_digest(signature, self._server_signature):
-            raise SASLError(f"{self.name}: the server signature does not verify")
+            raise ServerNotAuthenticated(f"{self.name}: the server signature does not verify")
         self._verified = True
 
     def verify_success(self, additional: bytes | None = None) -> None:
@@ -543,7 +549,9 @@ class ScramMechanism(_ClientFirstMechanism):
             self.respond(additional)
         super().verify_success()
         if not self._verified:
-            raise SASLError(f"{self.name}: success without a verified server signature")
+            raise ServerNotAuthenticated(
+                f"{self.name}: success without a verified server signature"
+            )
 
     def _hmac(self, key: bytes, message: bytes) -> bytes:
         return hmac.new(key, message, self._digest).digest()

@@ -11,7 +11,9 @@ from smtpproto import Bdat, ClientConnection, CRLFNormalizer, Ehlo, MailFrom, Rc
 
 from .test_connection import EHLO_ALL, GREETING
 
-BODY = st.lists(st.sampled_from([b"a", b"b", b".", b"\r", b"\n", b"\r\n", b"\xc3\xa9"]), max_size=60)
+BODY = st.lists(
+    st.sampled_from([b"a", b"b", b".", b"\r", b"\n", b"\r\n", b"\xc3\xa9"]), max_size=60
+)
 HEADER = re.compile(rb"BDAT (\d+)( LAST)?\r\n")
 
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from smtpproto import NEED_DATA, PAUSED, Auth, AuthResponse, Bdat, MailFrom, MessageData, RcptTo, Reply
+from smtpproto import (
+    NEED_DATA,
+    PAUSED,
+    Auth,
+    AuthResponse,
+    Bdat,
+    MailFrom,
+    MessageData,
+    RcptTo,
+    Reply,
+)
 
 
 @pytest.mark.parametrize(

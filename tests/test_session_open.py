@@ -518,3 +518,15 @@ def test_a_command_the_machine_refuses_raises_before_any_byte_and_quit_still_clo
     assert not session.closed
     run(session.quit(), [Expect.close()])
     assert session.closed
+
+
+def test_C16_operations_on_a_closed_session_fail_without_any_request() -> None:
+    session = open_session()
+    with pytest.raises(ConnectionLostError):
+        run(session.noop(), [Expect.send(b"NOOP\r\n"), EOF, Expect.close()])
+    assert session.closed
+    for op in (session.noop(), session.verify("x"), session.reset()):
+        with pytest.raises(ConnectionLostError, match="open a new one"):
+            run(op, [])
+    with pytest.raises(ConnectionLostError, match="open a new one"):
+        run(new_session().noop(), [])  # never opened

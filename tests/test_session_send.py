@@ -20,6 +20,7 @@ from smtpproto import (
     SendResult,
     SMTPError,
     SMTPTimeoutError,
+    TLSRequiredError,
     prepare_message,
 )
 from smtpproto._session import ONE_FLIGHT_BDAT_LIMIT, PIPELINE_GROUP, Operation
@@ -287,7 +288,7 @@ def test_REQUIRETLS_sent_when_advertised() -> None:
 
 def test_REQUIRETLS_not_advertised_sends_nothing_and_closes() -> None:
     session = open_session("PIPELINING")
-    with pytest.raises(LocalProtocolError, match="REQUIRETLS"):
+    with pytest.raises(TLSRequiredError, match="REQUIRETLS"):
         run(session.send_message(BODY, SENDER, [BOB], requiretls=True), [Expect.close()])
 
 
@@ -485,12 +486,6 @@ def test_C17_timeout_waiting_for_the_end_of_data_reply_closes() -> None:
     assert session.closed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: after a 421 (C15) the machine is CLOSED, the RSET the session then sends is "
-    "refused locally, and the caller gets LocalProtocolError (temporary=False: 'we broke the "
-    "protocol', a permanent-looking failure) instead of a temporary refusal",
-)
 @pytest.mark.parametrize("pipelining", [True, False])
 def test_C15_421_during_a_transaction_is_a_temporary_failure(pipelining: bool) -> None:
     session = open_session(*(["PIPELINING"] if pipelining else []))
@@ -570,20 +565,21 @@ def test_C10_one_shot_stream_is_not_sent_twice() -> None:
     assert result[CAROL].reply.code == 452
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: when the follow-up transaction for 452-deferred recipients is refused "
-    "(RecipientsRefused/DataRefused/SenderRefused), the exception discards the SendResult of "
-    "the first transaction, which WAS delivered: a caller that retries would send it twice (C12)",
-)
-def test_C10_C12_refused_follow_up_transaction_keeps_the_first_delivery() -> None:
-    session = open_session("PIPELINING")
-    script = [
+def _first_transaction_deferring_carol() -> list[Step]:
+    return [
         Expect.send(mail() + rcpt(BOB) + rcpt(CAROL) + b"DATA\r\n"),
         Reply(ok(2) + b"452 4.5.3 too many recipients\r\n354 go\r\n"),
         Expect.send(BODY),
         Expect.send(DOT),
         Reply(QUEUED),
+    ]
+
+
+def test_C10_C12_follow_up_refused_again_keeps_the_first_delivery() -> None:
+    """The follow-up transaction's refusal is a result: BOB was delivered and must stay so."""
+    session = open_session("PIPELINING")
+    script = [
+        *_first_transaction_deferring_carol(),
         Expect.send(mail() + rcpt(CAROL) + b"DATA\r\n"),
         Reply(ok() + b"452 4.5.3 too many recipients\r\n554 no valid recipients\r\n"),
         Expect.send(RSET),
@@ -592,6 +588,64 @@ def test_C10_C12_refused_follow_up_transaction_keeps_the_first_delivery() -> Non
     result = run(session.send_message(BODY, SENDER, [BOB, CAROL]), script)
     assert result.delivered == [BOB]
     assert result[CAROL].temporary
+    assert result[CAROL].reply.code == 452
+
+
+def test_C10_C12_follow_up_message_refused_is_a_result() -> None:
+    session = open_session("PIPELINING")
+    script = [
+        *_first_transaction_deferring_carol(),
+        Expect.send(mail() + rcpt(CAROL) + b"DATA\r\n"),
+        Reply(ok(2) + b"354 go\r\n"),
+        Expect.send(BODY),
+        Expect.send(DOT),
+        Reply(b"554 5.6.0 rejected\r\n"),
+    ]
+    result = run(session.send_message(BODY, SENDER, [BOB, CAROL]), script)
+    assert result.delivered == [BOB]
+    assert result[CAROL].permanent
+    assert result[CAROL].reply.code == 554
+
+
+def test_C10_C16_follow_up_connection_lost_counts_as_451_and_closes() -> None:
+    session = open_session("PIPELINING")
+    script = [
+        *_first_transaction_deferring_carol(),
+        Expect.send(mail() + rcpt(CAROL) + b"DATA\r\n"),
+        EOF,
+        Expect.close(),
+    ]
+    result = run(session.send_message(BODY, SENDER, [BOB, CAROL]), script)
+    assert result.delivered == [BOB]
+    assert result[CAROL].temporary
+    assert result[CAROL].reply.code == 451
+    assert session.closed
+
+
+def test_C10_follow_up_body_that_became_8bit_is_a_result(tmp_path: Path) -> None:
+    """A file rewritten between the two transactions: the follow-up cannot send it."""
+    path = tmp_path / "m.eml"
+    path.write_bytes(b"ascii\r\n")
+
+    def rewrite(sent: bytes) -> None:
+        assert sent == DOT
+        path.write_bytes("é\r\n".encode())
+
+    session = open_session("PIPELINING")
+    script = [
+        Expect.send(mail() + rcpt(BOB) + rcpt(CAROL) + b"DATA\r\n"),
+        Reply(ok(2) + b"452 4.5.3 too many recipients\r\n354 go\r\n"),
+        Expect.send(b"ascii\r\n"),
+        Expect.send(rewrite),
+        Reply(QUEUED),
+        Expect.send(mail() + rcpt(CAROL) + b"DATA\r\n"),
+        Reply(ok(2) + b"354 go\r\n"),
+        Expect.close(),
+    ]
+    result = run(session.send_message(path, SENDER, [BOB, CAROL]), script)
+    assert result.delivered == [BOB]
+    assert not result[CAROL].delivered
+    assert session.closed
 
 
 def test_PIPELINING_150_recipients_are_written_in_bounded_groups() -> None:
@@ -666,12 +720,6 @@ def test_LMTP_one_flight_BDAT_reads_a_reply_per_recipient() -> None:
     assert result[CAROL].permanent
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: in LMTP one recipient's 5xx to BDAT LAST moves the machine to BDAT_FAILED "
-    "(REPLY_TRANSITIONS has no LMTP case), so after a send that DID deliver to the others the "
-    "next MAIL is refused locally (LocalProtocolError, and the connection is closed)",
-)
 def test_LMTP_one_flight_BDAT_partly_refused_leaves_the_session_usable() -> None:
     session = open_session("PIPELINING", "CHUNKING", lmtp=True)
     flight = mail() + rcpt(BOB) + rcpt(CAROL) + b"BDAT 22 LAST\r\n" + BODY
@@ -724,11 +772,6 @@ def test_C8_8bit_content_found_mid_DATA_without_8BITMIME_drops_the_connection() 
     assert session.closed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a refused one-flight BDAT LAST leaves the machine in BDAT_FAILED and the session "
-    "never sends the RSET RFC 3030 §2 requires, so the next MAIL is refused locally",
-)
 def test_CHUNKING_refused_BDAT_is_followed_by_RSET_and_the_session_stays_usable() -> None:
     session = open_session("PIPELINING", "CHUNKING")
     script = [

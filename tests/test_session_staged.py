@@ -202,11 +202,6 @@ def test_C5_staged_close_message_without_append_sends_an_empty_message() -> None
     assert result.all_delivered
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: close_message() runs its implicit DATA (_append) outside _guarded, so a timeout "
-    "or lost connection there does not close the connection (every other operation does)",
-)
 def test_C17_staged_timeout_on_the_implicit_DATA_closes() -> None:
     session = open_session()
     run(
@@ -317,11 +312,6 @@ def test_C14_quit_before_data_sends_QUIT() -> None:
     run(session.quit(), [Expect.send(b"QUIT\r\n"), Reply(b"221 bye\r\n"), Expect.close()])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: quit() mid-data leaves Session._staged set and open() does not clear it, so on "
-    "the next connection quit() still thinks data is in progress and never sends QUIT (C14)",
-)
 def test_C14_quit_after_reopening_sends_QUIT() -> None:
     session = open_session()
     run(
