@@ -299,6 +299,7 @@ class _Driver:
         except OSError as exc:
             raise ConnectError(request.host, request.port, _connect_reason(exc)) from None
         if request.implicit_tls:
+            self.stream = stream  # current already, so that an interruption closes it
             server_hostname = request.server_hostname or request.host
             return await self._handshake(stream, server_hostname, request.verify, request.timeout)
         return stream

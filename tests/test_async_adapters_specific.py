@@ -32,7 +32,7 @@ from smtpproto import (
     TLSError,
     TLSMode,
 )
-from smtpproto._io import ResolveMX
+from smtpproto._io import ResolveMX, Send
 from tests.servers.fixtures import SMTPServerFactory
 from tests.servers.tls import TLSMaterial, make_tls_material
 
@@ -42,6 +42,10 @@ if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (package-dir mapping)
 else:
     import smtpproto.adapters.asyncio as asyncio_adapter
     import smtpproto.adapters.trio as trio_adapter
+
+# A socket left for the garbage collector to close (ResourceWarning in __del__) fails the test:
+# every path here must close its connection itself.
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 
 MESSAGE = b"Subject: hi\r\n\r\nhello\r\n"
 EOF_WAIT = 5.0
@@ -309,6 +313,30 @@ async def test_cancel_mid_starttls_handshake_closes_the_connection_trio(
     assert server.verbs == ["EHLO", "STARTTLS"]
 
 
+async def cancel_mid_implicit_handshake(kit: Kit) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts; nobody speaks
+        connecting = kit.module.SMTPClient.connect(
+            *silent.getsockname()[:2], tls=TLSMode.IMPLICIT, local_hostname="me.test"
+        )
+        assert await kit.cancel_after(0.3, connecting)
+        connection, _ = silent.accept()
+        with connection:
+            connection.settimeout(EOF_WAIT)
+            while connection.recv(1 << 16):  # the ClientHello, then EOF
+                pass
+
+
+def test_cancel_mid_implicit_tls_handshake_closes_the_connection_asyncio() -> None:
+    """Cancelled while the implicit-TLS handshake waits for the server: the socket is closed."""
+    asyncio.run(cancel_mid_implicit_handshake(ASYNCIO))
+
+
+@pytest.mark.trio
+async def test_cancel_mid_implicit_tls_handshake_closes_the_connection_trio() -> None:
+    """Cancelled while the implicit-TLS handshake waits for the server: the socket is closed."""
+    await cancel_mid_implicit_handshake(TRIO)
+
+
 # -- the default local name -------------------------------------------------------------------
 
 
@@ -500,13 +528,18 @@ async def disconnect_from_a_peer_that_never_closes_C14(
     assert server.verbs == ["EHLO", "STARTTLS", "EHLO", "QUIT"]
 
 
-async def no_dns_in_the_driver(
+async def driver_refusals(
     kit: Kit, raw_servers: Callable[..., RawServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The async drivers perform no DNS request (only the blocking ``deliver`` asks): they
-    say so instead of answering ``None``."""
+    """The driver's side of the contract with the operations: I/O without a connection is a
+    lost connection, and a DNS request (only the blocking ``deliver`` makes them) is refused
+    instead of answered with ``None``."""
+    driver = kit.module.SMTPClient(local_hostname="me.test")._driver
+    with pytest.raises(ConnectionLostError) as caught:
+        await driver.perform(Send(b"NOOP\r\n", 1.0, "NOOP"))
+    assert caught.value.phase == "NOOP"
     with pytest.raises(TypeError, match="cannot perform"):
-        await kit.module.SMTPClient()._driver.perform(ResolveMX("example.org"))
+        await driver.perform(ResolveMX("example.org"))
 
 
 ERROR_SCENARIOS: list[Scenario] = [
@@ -518,7 +551,7 @@ ERROR_SCENARIOS: list[Scenario] = [
     connect_timeout,
     closed_after_cancellation,
     disconnect_from_a_peer_that_never_closes_C14,
-    no_dns_in_the_driver,
+    driver_refusals,
 ]
 
 

@@ -786,3 +786,20 @@ def test_CHUNKING_refused_BDAT_is_followed_by_RSET_and_the_session_stays_usable(
         session.send_message(BODY, SENDER, [BOB]),
         [Expect.send(mail() + rcpt(BOB) + b"BDAT 22 LAST\r\n" + BODY), Reply(ok(3))],
     )
+
+
+def test_C7_a_chunk_that_encodes_to_nothing_writes_nothing() -> None:
+    """A lone CR is held back until its LF arrives: no empty write is asked of the adapter."""
+    session = open_session("PIPELINING", "8BITMIME")
+    script = [
+        Expect.send(mail("BODY=8BITMIME") + rcpt(BOB) + b"DATA\r\n"),
+        Reply(ok(2) + b"354 go\r\n"),
+        Expect.send(b"part 1"),
+        Expect.send(b"\r\npart 2\r\n"),
+        Expect.send(DOT),
+        Reply(QUEUED),
+    ]
+    result = run(
+        session.send_message(iter([b"part 1", b"\r", b"\npart 2\r\n"]), SENDER, [BOB]), script
+    )
+    assert result.delivered == [BOB]
