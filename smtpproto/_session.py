@@ -9,93 +9,66 @@ per-recipient results, RSET after failures, and what counts as delivered.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-from collections.abc import Generator, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Sequence
 
-from . import sasl
 from ._addresses import needs_smtputf8
-from ._connection import NEED_DATA, PAUSED, ClientConnection, Limits, kind_of
+from ._channel import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_PORTS,
+    FATAL_ERRORS,
+    HELO_FALLBACK_CODES,
+    Channel,
+    Operation,
+)
+from ._connection import Limits
 from ._encoder import CRLFNormalizer
 from ._errors import (
-    AuthenticationError,
-    AuthNotSupported,
-    CleartextAuthRefused,
-    ConnectionLostError,
     DataRefused,
-    GreetingRefused,
     LocalProtocolError,
     MessageEncodingError,
     MessageTooLarge,
-    ProtocolError,
     RecipientsRefused,
     ReplyError,
     SenderRefused,
-    ServiceClosing,
     SMTPError,
-    SMTPTimeoutError,
-    TLSError,
     TLSRequiredError,
 )
 from ._events import (
-    Auth,
-    AuthResponse,
     Bdat,
     BodyType,
     Command,
-    ConnectionClosed,
     Data,
-    Ehlo,
     EndOfMessage,
-    Helo,
-    Lhlo,
     MailFrom,
     MessageData,
-    Noop,
     NotifyCondition,
-    Quit,
     RcptTo,
     Reply,
     Rset,
-    StartTLS,
-    Vrfy,
 )
-from ._io import Close, Connect, IORequest, Receive, Send, StartTLSHandshake, TLSMode
 from ._message import Body, OutgoingMessage, prepare_message
 from ._results import RecipientResult, SendResult
 from ._state import State
-from ._transcript import log_reply, log_sent
-from ._wire import COMMAND_LINE_LIMIT
 
-__all__ = ["DEFAULT_PORTS", "Operation", "Session"]
+__all__ = [
+    "DEFAULT_PORTS",
+    "HELO_FALLBACK_CODES",
+    "ONE_FLIGHT_BDAT_LIMIT",
+    "PIPELINE_GROUP",
+    "Operation",
+    "Session",
+]
 
-T = TypeVar("T")
-Operation = Generator[IORequest, Any, T]
-
-DEFAULT_PORTS = {TLSMode.IMPLICIT: 465, TLSMode.STARTTLS: 587}
-DEFAULT_CONNECT_TIMEOUT = 30.0  # Postfix's smtp_connect_timeout
 # Commands written before reading replies under PIPELINING: small enough that neither side's
 # socket buffer can fill and deadlock (RFC 2920 §3.1), large enough to cost few round trips.
 PIPELINE_GROUP = 50
 # An in-memory body up to this size goes in the same flight as MAIL and RCPT with CHUNKING.
 ONE_FLIGHT_BDAT_LIMIT = 8 << 20
-# Servers answer "not recognized" to EHLO with these; then HELO is worth a try (checklist G4).
-HELO_FALLBACK_CODES = frozenset({500, 502, 504})
-# Errors after which the connection cannot be trusted: close it, never reuse it.
-FATAL_ERRORS = (
-    ProtocolError,
-    SMTPTimeoutError,
-    ConnectionLostError,
-    ServiceClosing,
-    TLSError,
-    TLSRequiredError,
-)
 
 
-class Session:
-    """One SMTP (or LMTP) session, as a set of I/O-free operations."""
+class Session(Channel):
+    """One SMTP (or LMTP) session, as a set of I/O-free operations: the :class:`Channel`'s
+    connecting, TLS and AUTH, plus sending messages, in one call or staged."""
 
     def __init__(
         self,
@@ -106,270 +79,18 @@ class Session:
         timeouts: dict[str, float] | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
-        self._conn_options: dict[str, Any] = {
-            "local_hostname": local_hostname,
-            "lmtp": lmtp,
-            "limits": limits,
-            "timeouts": timeouts,
-        }
-        self.conn = ClientConnection(**self._conn_options)
-        self.connect_timeout = connect_timeout
-        self.server_hostname = ""
-        self.tls_verified = False
-        self.closed = True
+        super().__init__(
+            local_hostname=local_hostname,
+            lmtp=lmtp,
+            limits=limits,
+            timeouts=timeouts,
+            connect_timeout=connect_timeout,
+        )
         self._staged: _Staged | None = None
 
-    @property
-    def extensions(self) -> Any:
-        return self.conn.extensions
-
-    @property
-    def tls_active(self) -> bool:
-        return self.conn.tls
-
-    # -- low-level steps ---------------------------------------------------------------------
-
-    def _send(self, *events: Command) -> Operation[None]:
-        wires = []
-        for event in events:
-            wire = self.conn.send(event)
-            log_sent(event, wire)
-            wires.append(wire)
-        data = b"".join(wires)
-        if data:  # a chunk may encode to nothing yet (a CR held back for its LF)
-            yield Send(data, self.conn.timeouts["DATA-BLOCK"], kind_of(events[-1]))
-
-    def _read_reply(self) -> Operation[Reply]:
-        while True:
-            pending = self.conn.pending
-            phase = kind_of(pending[0]) if pending else "GREETING"
-            event = self.conn.next_event()
-            if isinstance(event, Reply):
-                log_reply(event)
-                if event.code == 421:
-                    # The server is closing the session (C15): everything outstanding failed
-                    # temporarily, and nothing more can be said on this connection.
-                    raise ServiceClosing("the server is closing the connection", event)
-                return event
-            if isinstance(event, ConnectionClosed):
-                raise ConnectionLostError(phase, "the server closed the connection")
-            # PAUSED only follows a 220 to STARTTLS, which _starttls reads itself.
-            assert event is NEED_DATA
-            data = yield Receive(self.conn.recommended_timeout, phase)
-            self.conn.receive_data(data)
-
-    def command(self, event: Command) -> Operation[Reply]:
-        """Send one command and return its reply (any code: deciding is the caller's job)."""
-        yield from self._send(event)
-        return (yield from self._read_reply())
-
-    def _guarded(self, op: Operation[T], *, opening: bool = False) -> Operation[T]:
-        """Run ``op``; on an error that leaves the connection untrustworthy, close it."""
-        if self.closed and not opening:
-            op.close()
-            raise ConnectionLostError(
-                "the next command", "the connection is closed; open a new one"
-            )
-        try:
-            return (yield from op)
-        except FATAL_ERRORS:
-            yield from self._close()
-            raise
-
-    def _close(self) -> Operation[None]:
-        if not self.closed:
-            self.closed = True
-            yield Close()
-
-    def _quit_and_close(self) -> Operation[None]:
-        """QUIT politely when the machine allows it, then close; never raise (checklist C14)."""
-        with contextlib.suppress(SMTPError):
-            yield from self.command(Quit())
-        yield from self._close()
-
-    # -- opening -----------------------------------------------------------------------------
-
-    def open(
-        self,
-        host: str,
-        port: int | None = None,
-        *,
-        tls: TLSMode = TLSMode.STARTTLS,
-        server_hostname: str | None = None,
-        verify: bool = True,
-    ) -> Operation[Reply]:
-        """Connect, read the greeting, say EHLO (or HELO), and start TLS as ``tls`` asks.
-
-        Returns the greeting.  ``verify=False`` accepts any certificate (opportunistic MX
-        delivery only; :attr:`tls_verified` records it).
-        """
-        return self._guarded(self._open(host, port, tls, server_hostname, verify), opening=True)
-
-    def _open(
-        self, host: str, port: int | None, tls: TLSMode, server_hostname: str | None, verify: bool
-    ) -> Operation[Reply]:
-        implicit = tls is TLSMode.IMPLICIT
-        self.conn = ClientConnection(tls=implicit, **self._conn_options)
-        self._staged = None
-        self.server_hostname = server_hostname or host
-        yield Connect(
-            host,
-            DEFAULT_PORTS.get(tls, 25) if port is None else port,
-            self.connect_timeout,
-            implicit_tls=implicit,
-            server_hostname=self.server_hostname,
-            verify=verify,
-        )
-        self.closed = False
-        self.tls_verified = implicit and verify
-        try:
-            greeting = yield from self._read_reply()
-            if not greeting.is_positive:
-                yield from self._quit_and_close()
-                raise GreetingRefused("the server refused the session", greeting)
-            yield from self._hello()
-        except ServiceClosing as exc:  # 421 before the session is open: it is refused, for now
-            yield from self._close()
-            raise GreetingRefused("the server is not available", exc.reply) from None
-        if tls in (TLSMode.STARTTLS, TLSMode.OPPORTUNISTIC):
-            yield from self._starttls(required=tls is TLSMode.STARTTLS, verify=verify)
-        return greeting
-
-    def _hello(self) -> Operation[Reply]:
-        if self.conn.lmtp:
-            reply = yield from self.command(Lhlo())
-        else:
-            reply = yield from self.command(Ehlo())
-            if reply.code in HELO_FALLBACK_CODES:
-                reply = yield from self.command(Helo())
-        if not reply.is_positive:
-            yield from self._quit_and_close()
-            raise GreetingRefused("the server refused our greeting", reply)
-        return reply
-
-    def _starttls(self, *, required: bool, verify: bool) -> Operation[None]:
-        if not self.conn.extensions.starttls:
-            if required:
-                yield from self._quit_and_close()
-                raise TLSRequiredError("TLS is required but the server does not offer STARTTLS")
-            return
-        reply = yield from self.command(StartTLS())
-        if not reply.is_positive:
-            if required:
-                yield from self._quit_and_close()
-                raise TLSRequiredError(
-                    f"TLS is required but STARTTLS failed: {reply.code} {reply.text}"
-                )
-            return
-        event = self.conn.next_event()  # PAUSED, or RemoteProtocolError on injected data (S4)
-        assert event is PAUSED
-        yield StartTLSHandshake(self.server_hostname, self.conn.timeouts["STARTTLS"], verify)
-        self.conn.tls_established()
-        self.tls_verified = verify
-        yield from self._hello()
-
-    # -- authentication ----------------------------------------------------------------------
-
-    def authenticate(
-        self,
-        username: str,
-        password: str | None = None,
-        *,
-        token: str | None = None,
-        mechanism: str | None = None,
-        allow_cleartext: bool = False,
-    ) -> Operation[Reply]:
-        """AUTH with the strongest mechanism the server offers for these credentials.
-
-        Never sends a password or token where an eavesdropper or an impostor could read it —
-        without TLS, or over TLS whose certificate was not verified (RFC 4954 §14) — unless
-        ``allow_cleartext=True`` (checklist S8).  Returns the 235 reply.
-        """
-        offered = self.conn.extensions.auth
-        if not offered:
-            raise AuthNotSupported("the server does not offer AUTH")
-        protected = self.conn.tls and self.tls_verified
-        clear_ok = protected or allow_cleartext
-        if mechanism is None:
-            chosen = sasl.choose_mechanism(
-                offered,
-                have_password=password is not None,
-                have_token=token is not None,
-                tls_active=protected,
-                allow_cleartext=allow_cleartext,
-            )
-            if chosen is None:
-                if not clear_ok and sasl.choose_mechanism(
-                    offered,
-                    have_password=password is not None,
-                    have_token=token is not None,
-                    tls_active=True,
-                ):
-                    raise CleartextAuthRefused(
-                        "the server offers only mechanisms that would expose the credentials "
-                        "without verified TLS; use TLS, or pass allow_cleartext=True"
-                    )
-                raise AuthNotSupported(
-                    f"no usable mechanism for these credentials among {sorted(offered)}"
-                )
-            mechanism = chosen
-        mech = sasl.create_mechanism(mechanism, username=username, password=password, token=token)
-        if mech.sends_secret_in_clear and not clear_ok:
-            raise CleartextAuthRefused(
-                f"{mech.name} would expose the credentials without verified TLS"
-            )
-        return self._guarded(self._authenticate(mech))
-
-    def _authenticate(self, mech: sasl.Mechanism) -> Operation[Reply]:
-        initial = mech.initial_response()
-        if initial is not None:
-            line = 6 + len(mech.name) + len(base64.b64encode(initial)) + 2
-            if line > COMMAND_LINE_LIMIT:  # RFC 4954 §4: send it after an empty 334 instead
-                initial = None
-        reply = yield from self.command(Auth(mech.name, initial))
-        while reply.is_intermediate:
-            try:
-                challenge = base64.b64decode(reply.text.strip(), validate=True)
-                response = mech.respond(challenge)
-            except (binascii.Error, sasl.SASLError) as exc:
-                reply = yield from self.command(AuthResponse(cancel=True))
-                if isinstance(exc, sasl.ServerNotAuthenticated):
-                    yield from self._quit_and_close()  # possibly an impostor: trust it no further
-                raise AuthenticationError(f"authentication cancelled ({exc})", reply) from None
-            reply = yield from self.command(AuthResponse(response))
-        if not reply.is_positive:
-            raise AuthenticationError("authentication failed", reply)
-        try:
-            mech.verify_success()
-        except sasl.SASLError as exc:
-            # The server did not prove it knows the password (SCRAM): do not trust it.
-            yield from self._quit_and_close()
-            raise AuthenticationError(
-                f"the server failed to authenticate itself ({exc})", reply
-            ) from None
-        return reply
-
-    # -- simple commands ---------------------------------------------------------------------
-
-    def noop(self) -> Operation[Reply]:
-        return self._guarded(self.command(Noop()))
-
-    def verify(self, address: str) -> Operation[Reply]:
-        return self._guarded(self.command(Vrfy(address)))
-
-    def reset(self) -> Operation[Reply]:
-        self._staged = None
-        return self._guarded(self.command(Rset()))
-
-    def quit(self) -> Operation[None]:
-        """QUIT and close; safe to call in any state, and more than once."""
-        if self.closed:
-            return
+    def _forget_message(self) -> bool:
         staged, self._staged = self._staged, None
-        if self.conn.pending or (staged is not None and staged.data_started):
-            yield from self._close()  # mid-transaction or mid-data: just drop the connection
-            return
-        yield from self._quit_and_close()
+        return staged is not None and staged.data_started
 
     # -- sending -----------------------------------------------------------------------------
 

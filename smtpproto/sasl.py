@@ -20,19 +20,28 @@ Secrets (passwords, tokens, derived keys) never appear in ``repr()`` or in excep
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import hmac
 import json
-import re
-import secrets
-import stringprep
-import unicodedata
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
+
+from ._sasl_base import (
+    Mechanism,
+    SASLError,
+    ServerNotAuthenticated,
+    _ClientFirstMechanism,
+    _gs2_escape,
+    _reject_challenge,
+    saslprep,
+)
+from ._scram import (
+    DEFAULT_MAX_ITERATIONS,
+    DEFAULT_MIN_ITERATIONS,
+    ScramMechanism,
+    ScramSHA1Mechanism,
+    ScramSHA256Mechanism,
+)
 
 __all__ = [
     "DEFAULT_MAX_ITERATIONS",
@@ -53,166 +62,6 @@ __all__ = [
     "create_mechanism",
     "saslprep",
 ]
-
-
-class SASLError(Exception):
-    """A server challenge we refuse or cannot parse.
-
-    The exchange is over: the caller cancels it by answering ``*`` (RFC 4954 §4).
-    """
-
-
-class ServerNotAuthenticated(SASLError):
-    """The server failed to prove that it knows the credentials (SCRAM's ``v=``): it may be an
-    impostor, so the connection must not be trusted any further."""
-
-
-# ---------------------------------------------------------------------------------------------
-# SASLprep (RFC 4013), built on the stdlib's RFC 3454 tables.
-
-# RFC 4013 §2.3: everything that must not survive preparation, with a description for the error
-# message.  The message never quotes the character itself: it may be part of a password.
-_PROHIBITED: tuple[tuple[Callable[[str], bool], str], ...] = (
-    (stringprep.in_table_c12, "non-ASCII space"),
-    (stringprep.in_table_c21, "ASCII control character"),
-    (stringprep.in_table_c22, "non-ASCII control character"),
-    (stringprep.in_table_c3, "private-use character"),
-    (stringprep.in_table_c4, "non-character code point"),
-    (stringprep.in_table_c5, "surrogate code point"),
-    (stringprep.in_table_c6, "character inappropriate for plain text"),
-    (stringprep.in_table_c7, "character inappropriate for canonical representation"),
-    (stringprep.in_table_c8, "display-changing or deprecated character"),
-    (stringprep.in_table_c9, "tagging character"),
-)
-
-
-def saslprep(text: str, *, allow_unassigned: bool = True) -> str:
-    """Prepare a user name or password with SASLprep (RFC 4013).
-
-    ``allow_unassigned=True`` treats ``text`` as a *query* string, ``False`` as a *stored* string
-    (RFC 3454 §7): code points unassigned in Unicode 3.2 are then refused.  Raises ``ValueError``
-    for prohibited output or a bidirectional-text violation.
-    """
-    # §2.1 mapping: non-ASCII spaces become SPACE, "commonly mapped to nothing" characters vanish.
-    mapped = "".join(
-        " " if stringprep.in_table_c12(char) else char
-        for char in text
-        if not stringprep.in_table_b1(char)
-    )
-    # §2.2: NFKC with the Unicode version stringprep is defined on.
-    prepared = unicodedata.ucd_3_2_0.normalize("NFKC", mapped)
-    for char in prepared:
-        for in_table, description in _PROHIBITED:
-            if in_table(char):
-                raise ValueError(f"SASLprep: prohibited {description}")
-        if not allow_unassigned and stringprep.in_table_a1(char):
-            raise ValueError("SASLprep: code point unassigned in Unicode 3.2")
-    _check_bidi(prepared)
-    return prepared
-
-
-def _check_bidi(text: str) -> None:
-    """RFC 3454 §6: right-to-left text must be purely right-to-left and start and end that way."""
-    if not any(stringprep.in_table_d1(char) for char in text):
-        return
-    if any(stringprep.in_table_d2(char) for char in text):
-        raise ValueError("SASLprep: mixes right-to-left and left-to-right characters")
-    if not (stringprep.in_table_d1(text[0]) and stringprep.in_table_d1(text[-1])):
-        raise ValueError("SASLprep: right-to-left text must start and end with such a character")
-
-
-# ---------------------------------------------------------------------------------------------
-# The mechanism contract.
-
-
-class Mechanism(ABC):
-    """One SASL client exchange.  Single use: create a fresh object for every ``AUTH``."""
-
-    #: The SASL mechanism name as sent in ``AUTH``.
-    name: ClassVar[str]
-    #: True when a passive eavesdropper learns a reusable secret: allowed only under TLS (S8).
-    sends_secret_in_clear: ClassVar[bool]
-
-    def __init__(self, username: str) -> None:
-        self.username = username
-        self._failed = False
-
-    def __repr__(self) -> str:
-        # Written by hand so that no secret attribute can ever leak into logs.
-        return f"<{type(self).__name__} {self.name} username={self.username!r}>"
-
-    @abstractmethod
-    def initial_response(self) -> bytes | None:
-        """The response to send with ``AUTH``; ``None`` when the server must speak first."""
-
-    def respond(self, challenge: bytes) -> bytes:
-        """Answer one decoded ``334`` challenge.
-
-        Raises :class:`SASLError` for a challenge that is malformed, unexpected at this point, or
-        fails a check; the exchange is then dead and every later call raises too.
-        """
-        if self._failed:
-            raise SASLError(f"{self.name}: the exchange has already failed")
-        try:
-            return self._respond(challenge)
-        except SASLError:
-            self._failed = True
-            raise
-
-    def verify_success(self, additional: bytes | None = None) -> None:
-        """Check a ``235`` before trusting it; ``additional`` is any data that came with it.
-
-        Raises :class:`SASLError` when the mechanism cannot accept the success.
-        """
-        if self._failed:
-            raise SASLError(f"{self.name}: success reported for a failed exchange")
-        if additional:
-            raise SASLError(f"{self.name}: unexpected additional data with success")
-
-    @abstractmethod
-    def _respond(self, challenge: bytes) -> bytes:
-        """The mechanism-specific step behind :meth:`respond`."""
-
-
-class _ClientFirstMechanism(Mechanism):
-    """A mechanism whose first message is the client's.
-
-    :meth:`initial_response` only *reads* that message, so the caller may still leave it out (for
-    instance when the ``AUTH`` line would exceed 512 octets).  The server then asks for it with an
-    empty challenge (RFC 4422 §5).  No server message of these mechanisms is empty in the first
-    round, so an empty first challenge always means "send your initial response" — once.
-    """
-
-    def __init__(self, username: str) -> None:
-        super().__init__(username)
-        self._first_requested = False
-        self._rounds = 0  # server challenges answered after the client's first message
-
-    def initial_response(self) -> bytes:
-        return self._client_first()
-
-    def _respond(self, challenge: bytes) -> bytes:
-        if not challenge and self._rounds == 0 and not self._first_requested:
-            self._first_requested = True
-            return self._client_first()
-        self._rounds += 1
-        return self._answer(challenge)
-
-    @abstractmethod
-    def _client_first(self) -> bytes:
-        """The client's first message, the same bytes on every call."""
-
-    @abstractmethod
-    def _answer(self, challenge: bytes) -> bytes:
-        """Answer server challenge number ``self._rounds`` (1-based)."""
-
-
-def _reject_challenge(name: str) -> SASLError:
-    return SASLError(f"{name}: the server sent a challenge the mechanism does not have")
-
-
-# ---------------------------------------------------------------------------------------------
-# PLAIN, EXTERNAL, LOGIN, CRAM-MD5.
 
 
 class PlainMechanism(_ClientFirstMechanism):
@@ -373,11 +222,6 @@ class XOAuth2Mechanism(_BearerTokenMechanism):
         return f"user={self.username}\x01auth=Bearer {self._token}\x01\x01".encode()
 
 
-def _gs2_escape(name: str) -> str:
-    """``saslname`` (RFC 5801 §4, RFC 5802 §5.1): ``=`` and ``,`` would break the attribute list."""
-    return name.replace("=", "=3D").replace(",", "=2C")
-
-
 class OAuthBearerMechanism(_BearerTokenMechanism):
     """OAUTHBEARER (RFC 7628 §3.1): ``n,a=U,^A[host=H^A][port=P^A]auth=Bearer T^A^A``.
 
@@ -405,170 +249,6 @@ class OAuthBearerMechanism(_BearerTokenMechanism):
             pairs.append(f"port={self._port}")
         pairs.append(f"auth=Bearer {self._token}")
         return "".join([f"n,{authzid},", *(f"\x01{pair}" for pair in pairs), "\x01\x01"]).encode()
-
-
-# ---------------------------------------------------------------------------------------------
-# SCRAM (RFC 5802, RFC 7677).
-
-# RFC 5802 §7: a nonce is printable ASCII except ",".
-_NONCE = re.compile(r"[\x21-\x2b\x2d-\x7e]+")
-# RFC 5802 §7 posit-number, bounded so that a hostile server cannot hand us a huge integer.
-_ITERATION_COUNT = re.compile(r"[1-9][0-9]{0,11}")
-_ATTRIBUTE = re.compile(r"([A-Za-z])=(.*)", re.DOTALL)
-
-#: RFC 7677 §4: the iteration count SHOULD be at least 4096.
-DEFAULT_MIN_ITERATIONS = 4096
-#: Every iteration costs us one HMAC: cap what a hostile server can make us compute.
-DEFAULT_MAX_ITERATIONS = 1_000_000
-
-
-def _parse_attributes(name: str, challenge: bytes) -> list[tuple[str, str]]:
-    """Split a SCRAM message into its ``a=value`` attributes, in order."""
-    try:
-        text = challenge.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SASLError(f"{name}: the server message is not UTF-8") from None
-    attributes = []
-    for part in text.split(","):
-        match = _ATTRIBUTE.fullmatch(part)
-        if match is None:
-            raise SASLError(f"{name}: malformed server message")
-        attributes.append((match[1], match[2]))
-    return attributes
-
-
-def _b64decode(name: str, value: str, what: str) -> bytes:
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):  # ValueError: non-ASCII text
-        raise SASLError(f"{name}: the server's {what} is not valid base64") from None
-
-
-class ScramMechanism(_ClientFirstMechanism):
-    """SCRAM without channel binding (gs2 flag ``n``), RFC 5802 §5 and §3.
-
-    The client checks that the server's nonce extends its own, refuses iteration counts outside
-    ``[min_iterations, max_iterations]``, and trusts success only after the server signature
-    ``v=`` verified: SMTP delivers it in a ``334`` (answered with an empty response) before the
-    ``235``, so :meth:`verify_success` raises unless that happened.
-    """
-
-    sends_secret_in_clear = False
-    _digest: ClassVar[str]
-
-    def __init__(
-        self,
-        username: str,
-        password: str,
-        *,
-        authzid: str = "",
-        nonce: str | None = None,
-        min_iterations: int = DEFAULT_MIN_ITERATIONS,
-        max_iterations: int = DEFAULT_MAX_ITERATIONS,
-    ) -> None:
-        # RFC 5802 §5.1: the username is a query string; §2.2: the password a stored string.
-        prepared_user = saslprep(username)
-        if not prepared_user:
-            raise ValueError("SCRAM needs a username that is not empty after SASLprep")
-        prepared_password = saslprep(password, allow_unassigned=False)
-        if nonce is None:
-            nonce = secrets.token_urlsafe(24)
-        elif not _NONCE.fullmatch(nonce):
-            raise ValueError("the SCRAM nonce must be printable ASCII without ','")
-        if not 1 <= min_iterations <= max_iterations:
-            raise ValueError("need 1 <= min_iterations <= max_iterations")
-        super().__init__(username)
-        self._password = prepared_password.encode()
-        self._nonce = nonce
-        self._min_iterations = min_iterations
-        self._max_iterations = max_iterations
-        authzid_field = f"a={_gs2_escape(saslprep(authzid))}" if authzid else ""
-        self._gs2_header = f"n,{authzid_field},"
-        self._first_bare = f"n={_gs2_escape(prepared_user)},r={nonce}"
-        self._server_signature: bytes | None = None  # expected v=, known after server-first
-        self._verified = False
-
-    def _client_first(self) -> bytes:
-        return (self._gs2_header + self._first_bare).encode()
-
-    def _answer(self, challenge: bytes) -> bytes:
-        if self._rounds == 1:
-            return self._client_final(challenge)
-        if self._rounds == 2:
-            self._check_server_final(challenge)
-            return b""
-        raise _reject_challenge(self.name)
-
-    def _client_final(self, server_first: bytes) -> bytes:
-        attributes = _parse_attributes(self.name, server_first)
-        if attributes[0][0] == "m":
-            raise SASLError(f"{self.name}: the server requires an unsupported extension")
-        if [key for key, _ in attributes[:3]] != ["r", "s", "i"]:
-            raise SASLError(f"{self.name}: the server-first message lacks r=, s=, i=")
-        (_, nonce), (_, salt_b64), (_, count_text) = attributes[:3]
-        if not (nonce.startswith(self._nonce) and len(nonce) > len(self._nonce)):
-            raise SASLError(f"{self.name}: the server nonce does not extend the client nonce")
-        salt = _b64decode(self.name, salt_b64, "salt")
-        if not _ITERATION_COUNT.fullmatch(count_text):
-            raise SASLError(f"{self.name}: malformed iteration count")
-        iterations = int(count_text)
-        if not self._min_iterations <= iterations <= self._max_iterations:
-            raise SASLError(
-                f"{self.name}: iteration count {iterations} is outside the accepted range "
-                f"{self._min_iterations}..{self._max_iterations}"
-            )
-
-        channel_binding = base64.b64encode(self._gs2_header.encode()).decode()
-        final_without_proof = f"c={channel_binding},r={nonce}"
-        auth_message = ",".join(
-            [self._first_bare, server_first.decode(), final_without_proof]
-        ).encode()
-        salted = hashlib.pbkdf2_hmac(self._digest, self._password, salt, iterations)
-        client_key = self._hmac(salted, b"Client Key")
-        client_signature = self._hmac(hashlib.new(self._digest, client_key).digest(), auth_message)
-        proof = bytes(a ^ b for a, b in zip(client_key, client_signature, strict=True))
-        self._server_signature = self._hmac(self._hmac(salted, b"Server Key"), auth_message)
-        return f"{final_without_proof},p={base64.b64encode(proof).decode()}".encode()
-
-    def _check_server_final(self, server_final: bytes) -> None:
-        key, value = _parse_attributes(self.name, server_final)[0]
-        if key == "e":
-            # The RFC 5802 §7 server-error-value vocabulary: safe, and useful, to report.
-            raise SASLError(f"{self.name}: the server reported an error: {value[:100]!r}")
-        if key != "v":
-            raise SASLError(f"{self.name}: the server-final message lacks v=")
-        signature = _b64decode(self.name, value, "signature")
-        assert self._server_signature is not None  # set in round 1, which succeeded
-        if not hmac.compare_digest(signature, self._server_signature):
-            raise ServerNotAuthenticated(f"{self.name}: the server signature does not verify")
-        self._verified = True
-
-    def verify_success(self, additional: bytes | None = None) -> None:
-        if additional:
-            # Not in SMTP (RFC 4954 §4 has none), but SASL allows the server-final message here.
-            self.respond(additional)
-        super().verify_success()
-        if not self._verified:
-            raise ServerNotAuthenticated(
-                f"{self.name}: success without a verified server signature"
-            )
-
-    def _hmac(self, key: bytes, message: bytes) -> bytes:
-        return hmac.new(key, message, self._digest).digest()
-
-
-class ScramSHA1Mechanism(ScramMechanism):
-    """SCRAM-SHA-1 (RFC 5802)."""
-
-    name = "SCRAM-SHA-1"
-    _digest = "sha1"
-
-
-class ScramSHA256Mechanism(ScramMechanism):
-    """SCRAM-SHA-256 (RFC 7677)."""
-
-    name = "SCRAM-SHA-256"
-    _digest = "sha256"
 
 
 # ---------------------------------------------------------------------------------------------
