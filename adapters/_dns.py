@@ -8,12 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import dns.asyncbackend
+import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
+from smtpproto._io import ResolveAddresses, ResolveMX
 from smtpproto.mx import DNSAnswer, DNSStatus, MXRecord
 
-__all__ = ["ADDRESS_TYPES", "DNS_ERRORS", "addresses_answer", "mx_answer", "status_of"]
+__all__ = [
+    "ADDRESS_TYPES",
+    "DNS_ERRORS",
+    "addresses_answer",
+    "mx_answer",
+    "resolve_async",
+    "resolve_sync",
+    "status_of",
+]
 
 #: AAAA first: within each family the resolver's order is kept; the planner applies preference.
 ADDRESS_TYPES = ("AAAA", "A")
@@ -48,3 +59,45 @@ def addresses_answer(results: Sequence[dns.resolver.Answer | DNSStatus]) -> DNSA
         if status in statuses:
             return DNSAnswer(status)
     return DNSAnswer(DNSStatus.NODATA)
+
+
+def resolve_sync(
+    resolver: dns.resolver.Resolver | None, request: ResolveMX | ResolveAddresses
+) -> DNSAnswer:
+    """Answer a DNS request of the core with ``dns.resolver`` (blocking)."""
+    resolver = resolver or dns.resolver.get_default_resolver()
+    if isinstance(request, ResolveMX):
+        try:
+            return mx_answer(resolver.resolve(request.domain, "MX"))
+        except DNS_ERRORS as exc:
+            return DNSAnswer(status_of(exc))
+    results: list[dns.resolver.Answer | DNSStatus] = []
+    for rdtype in ADDRESS_TYPES:
+        try:
+            results.append(resolver.resolve(request.host, rdtype))
+        except DNS_ERRORS as exc:
+            results.append(status_of(exc))
+    return addresses_answer(results)
+
+
+async def resolve_async(
+    resolver: dns.asyncresolver.Resolver | None,
+    request: ResolveMX | ResolveAddresses,
+    backend: str,
+) -> DNSAnswer:
+    """Answer a DNS request of the core with ``dns.asyncresolver`` on ``backend`` ("asyncio" or
+    "trio": named, because dnspython would otherwise keep the first event loop it detected)."""
+    resolver = resolver or dns.asyncresolver.get_default_resolver()
+    io = dns.asyncbackend.get_backend(backend)
+    if isinstance(request, ResolveMX):
+        try:
+            return mx_answer(await resolver.resolve(request.domain, "MX", backend=io))
+        except DNS_ERRORS as exc:
+            return DNSAnswer(status_of(exc))
+    results: list[dns.resolver.Answer | DNSStatus] = []
+    for rdtype in ADDRESS_TYPES:
+        try:
+            results.append(await resolver.resolve(request.host, rdtype, backend=io))
+        except DNS_ERRORS as exc:
+            results.append(status_of(exc))
+    return addresses_answer(results)

@@ -16,20 +16,27 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+import dns.asyncresolver
+
 from smtpproto import (
     Body,
     ConnectError,
     ConnectionLostError,
+    DeliveryReport,
     Extensions,
     Limits,
+    RecipientOutcome,
     RecipientResult,
+    Relay,
     Reply,
     SendResult,
     SMTPError,
     SMTPTimeoutError,
     TLSError,
     TLSMode,
+    TLSPolicy,
 )
+from smtpproto._delivery import DeliveryJob, DeliveryOptions
 from smtpproto._io import (
     Close,
     Connect,
@@ -40,9 +47,10 @@ from smtpproto._io import (
 )
 from smtpproto._session import Operation, Session
 
+from ._dns import resolve_async
 from ._tls import client_context
 
-__all__ = ["SMTPClient", "TLSMode"]
+__all__ = ["Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
 T = TypeVar("T")
 RECEIVE_SIZE = 1 << 16
@@ -220,8 +228,13 @@ class SMTPClient:
 class _Driver:
     """Performs the I/O requests of one operation after another over one connection at a time."""
 
-    def __init__(self, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None,
+        resolver: dns.asyncresolver.Resolver | None = None,
+    ) -> None:
         self.ssl_context = ssl_context
+        self.resolver = resolver
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.failed = False
 
@@ -283,7 +296,7 @@ class _Driver:
             else:
                 await self.drop()
             return None
-        raise TypeError(f"the asyncio SMTP client cannot perform {request!r}")
+        return await resolve_async(self.resolver, request, "asyncio")
 
     async def _connect(self, request: Connect) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         context = None
@@ -423,3 +436,49 @@ async def _start_tls(
     )
     assert transport is not None  # None only for a server-side upgrade that was refused
     return asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+async def deliver(
+    message: Body,
+    sender: str | None = None,
+    recipients: Iterable[str] | None = None,
+    *,
+    relay: Relay | None = None,
+    resolver: dns.asyncresolver.Resolver | None = None,
+    port: int = 25,
+    local_hostname: str | None = None,
+    tls_policy: TLSPolicy | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    timeouts: dict[str, float] | None = None,
+    connect_timeout: float = 30.0,
+    concurrency: int = 8,
+    **options: Any,
+) -> DeliveryReport:
+    """Deliver ``message`` to every recipient, directly through their MX hosts or via ``relay``.
+
+    Domains are delivered concurrently, at most ``concurrency`` at a time.  ``resolver`` (a
+    ``dns.asyncresolver.Resolver``) and ``port`` let tests point delivery at local servers;
+    further keyword ``options`` go to :class:`~smtpproto.DeliveryOptions`.
+    """
+    if local_hostname is None:
+        local_hostname = await asyncio.get_running_loop().run_in_executor(None, socket.getfqdn)
+    settings = DeliveryOptions(
+        port=port,
+        local_hostname=local_hostname,
+        tls_policy=tls_policy or TLSPolicy(),
+        timeouts=timeouts,
+        connect_timeout=connect_timeout,
+        **options,
+    )
+    job = DeliveryJob(message, sender, recipients, relay=relay, options=settings)
+    limit = asyncio.Semaphore(max(1, concurrency) if job.concurrent else 1)
+
+    async def run(op: Operation[list[RecipientOutcome]]) -> list[RecipientOutcome]:
+        async with limit:
+            driver = _Driver(ssl_context, resolver)
+            try:
+                return await driver.run(op)
+            finally:
+                await driver.drop()
+
+    return job.report(await asyncio.gather(*(run(op) for op in job.operations())))

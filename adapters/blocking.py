@@ -39,15 +39,12 @@ from smtpproto._io import (
     Connect,
     IORequest,
     Receive,
-    ResolveAddresses,
-    ResolveMX,
     Send,
     StartTLSHandshake,
 )
 from smtpproto._session import Operation, Session
-from smtpproto.mx import DNSAnswer, DNSStatus
 
-from ._dns import ADDRESS_TYPES, DNS_ERRORS, addresses_answer, mx_answer, status_of
+from ._dns import resolve_sync
 from ._tls import client_context
 
 __all__ = ["Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
@@ -262,8 +259,9 @@ class _Driver:
             self.sock = self._connect(request)
             return None
         if isinstance(request, StartTLSHandshake):
+            # The plain socket stays current until the handshake is done, so an interruption
+            # (Ctrl-C) closes it like any other; a failed handshake closes it itself.
             sock = self._socket("STARTTLS")
-            self.sock = None  # the plain socket belongs to the TLS one now, or is closed
             self.sock = self._handshake(
                 sock, request.server_hostname, request.verify, request.timeout
             )
@@ -271,22 +269,7 @@ class _Driver:
         if isinstance(request, Close):
             self.drop()
             return None
-        return self._resolve(request)
-
-    def _resolve(self, request: ResolveMX | ResolveAddresses) -> DNSAnswer:
-        resolver = self.resolver or dns.resolver.get_default_resolver()
-        if isinstance(request, ResolveMX):
-            try:
-                return mx_answer(resolver.resolve(request.domain, "MX"))
-            except DNS_ERRORS as exc:
-                return DNSAnswer(status_of(exc))
-        results: list[dns.resolver.Answer | DNSStatus] = []
-        for rdtype in ADDRESS_TYPES:
-            try:
-                results.append(resolver.resolve(request.host, rdtype))
-            except DNS_ERRORS as exc:
-                results.append(status_of(exc))
-        return addresses_answer(results)
+        return resolve_sync(self.resolver, request)
 
     def _connect(self, request: Connect) -> socket.socket:
         try:
@@ -298,7 +281,11 @@ class _Driver:
             raise ConnectError(request.host, request.port, exc.strerror or str(exc)) from None
         if request.implicit_tls:
             server_hostname = request.server_hostname or request.host
-            return self._handshake(sock, server_hostname, request.verify, request.timeout)
+            try:
+                return self._handshake(sock, server_hostname, request.verify, request.timeout)
+            except BaseException:
+                sock.close()  # an interruption (Ctrl-C) must not leak the socket either
+                raise
         return sock
 
     def _handshake(

@@ -16,22 +16,28 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+import dns.asyncresolver
 import trio
 
 from smtpproto import (
     Body,
     ConnectError,
     ConnectionLostError,
+    DeliveryReport,
     Extensions,
     Limits,
+    RecipientOutcome,
     RecipientResult,
+    Relay,
     Reply,
     SendResult,
     SMTPError,
     SMTPTimeoutError,
     TLSError,
     TLSMode,
+    TLSPolicy,
 )
+from smtpproto._delivery import DeliveryJob, DeliveryOptions
 from smtpproto._io import (
     Close,
     Connect,
@@ -42,9 +48,10 @@ from smtpproto._io import (
 )
 from smtpproto._session import Operation, Session
 
+from ._dns import resolve_async
 from ._tls import client_context
 
-__all__ = ["SMTPClient", "TLSMode"]
+__all__ = ["Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
 T = TypeVar("T")
 RECEIVE_SIZE = 1 << 16
@@ -223,8 +230,13 @@ class SMTPClient:
 class _Driver:
     """Performs the I/O requests of one operation after another over one stream at a time."""
 
-    def __init__(self, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None,
+        resolver: dns.asyncresolver.Resolver | None = None,
+    ) -> None:
         self.ssl_context = ssl_context
+        self.resolver = resolver
         self.stream: trio.abc.Stream | None = None
         self.failed = False
 
@@ -285,7 +297,7 @@ class _Driver:
             else:
                 await self.drop()
             return None
-        raise TypeError(f"the trio SMTP client cannot perform {request!r}")
+        return await resolve_async(self.resolver, request, "trio")
 
     async def _connect(self, request: Connect) -> trio.abc.Stream:
         try:
@@ -386,3 +398,54 @@ def _connect_reason(exc: OSError) -> str:
 def _detail(exc: BaseException) -> str:
     """trio's stream errors carry their reason as the cause, not in their own message."""
     return str(exc) or str(exc.__cause__ or type(exc).__name__)
+
+
+async def deliver(
+    message: Body,
+    sender: str | None = None,
+    recipients: Iterable[str] | None = None,
+    *,
+    relay: Relay | None = None,
+    resolver: dns.asyncresolver.Resolver | None = None,
+    port: int = 25,
+    local_hostname: str | None = None,
+    tls_policy: TLSPolicy | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    timeouts: dict[str, float] | None = None,
+    connect_timeout: float = 30.0,
+    concurrency: int = 8,
+    **options: Any,
+) -> DeliveryReport:
+    """Deliver ``message`` to every recipient, directly through their MX hosts or via ``relay``.
+
+    Domains are delivered concurrently in a nursery, at most ``concurrency`` at a time.
+    ``resolver`` (a ``dns.asyncresolver.Resolver``) and ``port`` let tests point delivery at local
+    servers; further keyword ``options`` go to :class:`~smtpproto.DeliveryOptions`.
+    """
+    if local_hostname is None:
+        local_hostname = await trio.to_thread.run_sync(socket.getfqdn)
+    settings = DeliveryOptions(
+        port=port,
+        local_hostname=local_hostname,
+        tls_policy=tls_policy or TLSPolicy(),
+        timeouts=timeouts,
+        connect_timeout=connect_timeout,
+        **options,
+    )
+    job = DeliveryJob(message, sender, recipients, relay=relay, options=settings)
+    limiter = trio.CapacityLimiter(max(1, concurrency) if job.concurrent else 1)
+    operations = job.operations()
+    results: list[list[RecipientOutcome]] = [[] for _ in operations]
+
+    async def run(index: int, op: Operation[list[RecipientOutcome]]) -> None:
+        async with limiter:
+            driver = _Driver(ssl_context, resolver)
+            try:
+                results[index] = await driver.run(op)
+            finally:
+                await driver.drop()
+
+    async with trio.open_nursery() as nursery:
+        for index, op in enumerate(operations):
+            nursery.start_soon(run, index, op)
+    return job.report(results)

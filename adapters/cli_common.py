@@ -1,0 +1,91 @@
+"""What the command-line modules share: exit codes, the usage error, and address parsing.
+
+The exit codes follow BSD's ``sysexits.h`` so that scripts (and mail systems calling us as a
+transport) can tell "retry later" from "give up".
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+from smtpproto import DeliveryReport
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_SOFTWARE",
+    "EXIT_TEMPFAIL",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "PASSWORD_ENV",
+    "Endpoint",
+    "UsageError",
+    "exit_code_for",
+    "parse_endpoint",
+]
+
+#: Every recipient was delivered (or, for ``mx``, a server answered).
+EXIT_OK = 0
+#: The command line, or a file it names, is wrong: nothing was sent (EX_USAGE).
+EXIT_USAGE = 64
+#: At least one recipient failed for good: retrying will not help (EX_UNAVAILABLE).
+EXIT_UNAVAILABLE = 69
+#: A bug in smtpproto (EX_SOFTWARE); ``--debug`` shows the traceback.
+EXIT_SOFTWARE = 70
+#: Some recipient failed temporarily and none for good: try again later (EX_TEMPFAIL).
+EXIT_TEMPFAIL = 75
+#: Interrupted with Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
+#: The only way besides a prompt to give the AUTH password: never an option, so it stays out of
+#: the process list and the shell history.
+PASSWORD_ENV = "SMTPPROTO_PASSWORD"
+
+ColorChoice = Literal["auto", "always", "never"]
+
+
+class UsageError(Exception):
+    """The user asked for something impossible; the message is shown as one sentence."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int | None
+
+
+def parse_endpoint(text: str, what: str) -> Endpoint:
+    """``HOST``, ``HOST:PORT``, ``[IPV6]`` or ``[IPV6]:PORT``."""
+    host, port_text = text, ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise UsageError(f"{what} {text!r} is not HOST[:PORT]")
+        port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    if not host:
+        raise UsageError(f"{what} {text!r} has no host")
+    if not port_text:
+        return Endpoint(host, None)
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise UsageError(f"{what} {text!r} has an invalid port")
+    return Endpoint(host, int(port_text))
+
+
+def exit_code_for(report: DeliveryReport) -> int:
+    """0 when all were delivered; 69 when any failed for good; 75 when only temporarily."""
+    if report.with_status("permanent"):
+        return EXIT_UNAVAILABLE
+    if report.with_status("temporary"):
+        return EXIT_TEMPFAIL
+    return EXIT_OK
+
+
+def use_color(stream_is_tty: bool, choice: ColorChoice) -> bool:
+    """Colours on a terminal only, unless told otherwise; ``NO_COLOR`` (no-color.org) wins."""
+    if choice == "never" or (choice == "auto" and os.environ.get("NO_COLOR")):
+        return False
+    return choice == "always" or stream_is_tty

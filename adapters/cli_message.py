@@ -1,0 +1,130 @@
+"""The message ``smtpproto send`` builds from its options, and a body that counts what was read.
+
+Every header is checked before the message exists: a CR, LF or NUL in a value would let a caller
+add headers of their own choosing (``'X: a\\r\\nBcc: victim'``), so it is a usage error (S1).
+"""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+import io
+import mimetypes
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+
+from .cli_common import UsageError
+
+__all__ = ["CountingBody", "MessageSpec", "build_message", "envelope_address", "parse_header"]
+
+DEFAULT_BODY = "This is a test message sent by smtpproto.\n"
+DEFAULT_SUBJECT = "smtpproto test message"
+# Bodies are made 7-bit (quoted-printable or base64): every server can take them, 8BITMIME or not.
+POLICY = email.policy.SMTP.clone(cte_type="7bit")
+# RFC 5322 §2.2: a field name is printable US-ASCII except the colon.
+_NAME_CHARS = frozenset(chr(c) for c in range(33, 127)) - {":"}
+# Headers the command line sets itself; adding another copy would make the message ambiguous.
+_OWN_HEADERS = frozenset({"from", "to", "subject", "date", "message-id"})
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    sender: str
+    recipients: Sequence[str]
+    subject: str = DEFAULT_SUBJECT
+    headers: Sequence[tuple[str, str]] = ()
+    body: str | None = None  # a path, "-" for standard input, or None for the default text
+    attachments: Sequence[str] = field(default_factory=tuple)
+
+
+def check_value(what: str, value: str) -> str:
+    """Refuse control characters that could end a header line (S1)."""
+    if any(c in value for c in "\r\n\0"):
+        raise UsageError(f"{what} contains a line break or NUL, which could inject headers")
+    return value
+
+
+def envelope_address(option: str, text: str) -> str:
+    """The address in ``text`` (``a@example.org`` or ``Name <a@example.org>``) for the envelope."""
+    check_value(option, text)
+    address = email.utils.parseaddr(text)[1]
+    if "@" not in address:
+        raise UsageError(f"{option} {text!r} is not an email address")
+    return address
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``'Name: value'`` from ``--header``, validated."""
+    name, colon, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not colon or not name or not set(name) <= _NAME_CHARS:
+        raise UsageError(f"--header {text!r} is not 'Name: value'")
+    if name.lower() in _OWN_HEADERS:
+        raise UsageError(f"--header cannot set {name}: use the option for it")
+    return name, check_value(f"the {name} header", value)
+
+
+def _read_body(source: str | None) -> str:
+    if source is None:
+        return DEFAULT_BODY
+    try:
+        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+        return data.decode("utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read the body {source!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"the body {source!r} is not UTF-8 text; send it with --attach instead"
+        ) from None
+
+
+def _attach(message: EmailMessage, path: str) -> None:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read the attachment {path!r}: {exc.strerror or exc}") from None
+    kind, encoding = mimetypes.guess_type(path)
+    if kind is None or encoding is not None:  # a compressed file is sent as what it is: bytes
+        kind = "application/octet-stream"
+    maintype, _, subtype = kind.partition("/")
+    message.add_attachment(data, maintype=maintype, subtype=subtype, filename=Path(path).name)
+
+
+def build_message(spec: MessageSpec, *, local_hostname: str) -> EmailMessage:
+    """From, To, Subject, Date, Message-ID, the extra headers, the body and the attachments."""
+    message = EmailMessage(policy=POLICY)
+    message["From"] = check_value("--from", spec.sender)
+    message["To"] = ", ".join(check_value("--to", r) for r in spec.recipients)
+    message["Subject"] = check_value("--subject", spec.subject)
+    message["Date"] = email.utils.formatdate(localtime=True)
+    message["Message-ID"] = email.utils.make_msgid(domain=local_hostname)
+    for name, value in spec.headers:
+        try:
+            message[name] = value
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"the {name} header is not valid: {exc}") from None
+    message.set_content(_read_body(spec.body))
+    for path in spec.attachments:
+        _attach(message, path)
+    return message
+
+
+class CountingBody(io.BytesIO):
+    """The message bytes as a seekable file that reports its position after every read.
+
+    The sender reads a chunk just before it writes it, so the position is what has been handed
+    to the connection; a progress display costs one call per 64 KiB chunk.
+    """
+
+    def __init__(self, data: bytes, on_read: Callable[[int], None]) -> None:
+        super().__init__(data)
+        self.total = len(data)
+        self._on_read = on_read
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        chunk = super().read(size)
+        self._on_read(self.tell())
+        return chunk
