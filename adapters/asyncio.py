@@ -8,12 +8,10 @@ by the operations in :mod:`smtpproto._session`.  Timeouts are enforced per reque
 from __future__ import annotations
 
 import asyncio
-import functools
 import socket
 import ssl
 import sys
-from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
-from types import TracebackType
+from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
 import dns.asyncresolver
@@ -23,13 +21,8 @@ from smtpproto import (
     ConnectError,
     ConnectionLostError,
     DeliveryReport,
-    Extensions,
-    Limits,
     RecipientOutcome,
-    RecipientResult,
     Relay,
-    Reply,
-    SendResult,
     SMTPError,
     SMTPTimeoutError,
     TLSError,
@@ -45,12 +38,13 @@ from smtpproto._io import (
     Send,
     StartTLSHandshake,
 )
-from smtpproto._session import Operation, Session
+from smtpproto._session import Operation
 
+from ._async_client import AsyncSMTPClient, Connecting
 from ._dns import resolve_async
 from ._tls import client_context
 
-__all__ = ["Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
+__all__ = ["Connecting", "Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
 T = TypeVar("T")
 RECEIVE_SIZE = 1 << 16
@@ -60,173 +54,30 @@ HAPPY_EYEBALLS_DELAY = 0.25
 CLOSE_GRACE = 5.0
 
 
-class SMTPClient:
+class SMTPClient(AsyncSMTPClient):
     """An asyncio SMTP client.  Use :meth:`connect`, then the methods below, in ``async with``.
 
     Leaving the block sends QUIT and closes the connection (cancellation just closes it).
     """
 
-    def __init__(
-        self,
-        *,
-        local_hostname: str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        timeouts: dict[str, float] | None = None,
-        connect_timeout: float = 30.0,
-        lmtp: bool = False,
-        limits: Limits | None = None,
-    ) -> None:
-        self._options: dict[str, Any] = {
-            "lmtp": lmtp,
-            "limits": limits,
-            "timeouts": timeouts,
-            "connect_timeout": connect_timeout,
-        }
-        # socket.getfqdn() can block on DNS, so the default name is looked up in open().
-        self._local_hostname = local_hostname
-        self._session = Session(local_hostname=local_hostname or "localhost", **self._options)
-        self._driver = _Driver(ssl_context)
+    def _make_driver(self, ssl_context: ssl.SSLContext | None) -> _Driver:
+        return _Driver(ssl_context)
 
-    @classmethod
-    def connect(
-        cls,
-        host: str,
-        port: int | None = None,
-        *,
-        tls: TLSMode = TLSMode.STARTTLS,
-        server_hostname: str | None = None,
-        verify: bool = True,
-        **options: Any,
-    ) -> Connecting:
-        """Connect to ``host`` and open the session (greeting, EHLO, TLS as ``tls`` says).
+    @staticmethod
+    async def _fqdn() -> str:
+        return await asyncio.get_running_loop().run_in_executor(None, socket.getfqdn)
 
-        Use as ``client = await SMTPClient.connect(...)`` or ``async with SMTPClient.connect(...)
-        as client:``.  ``port`` defaults to 465 for implicit TLS, 587 for STARTTLS, else 25.
-        """
-        client = cls(**options)
-        opening = functools.partial(
-            client.open, host, port, tls=tls, server_hostname=server_hostname, verify=verify
-        )
-        return Connecting(client, opening)
-
-    # -- the seed's operations -----------------------------------------------------------------
-
-    async def open(
-        self,
-        host: str,
-        port: int | None = None,
-        *,
-        tls: TLSMode = TLSMode.STARTTLS,
-        server_hostname: str | None = None,
-        verify: bool = True,
-    ) -> Reply:
-        if self._local_hostname is None:
-            loop = asyncio.get_running_loop()
-            self._local_hostname = await loop.run_in_executor(None, socket.getfqdn)
-            self._session = Session(local_hostname=self._local_hostname, **self._options)
-        return await self._run(
-            self._session.open(host, port, tls=tls, server_hostname=server_hostname, verify=verify)
-        )
-
-    async def authenticate(
-        self,
-        username: str,
-        password: str | None = None,
-        *,
-        token: str | None = None,
-        mechanism: str | None = None,
-        allow_cleartext: bool = False,
-    ) -> Reply:
-        return await self._run(
-            self._session.authenticate(
-                username,
-                password,
-                token=token,
-                mechanism=mechanism,
-                allow_cleartext=allow_cleartext,
-            )
-        )
-
-    async def send_message(
-        self,
-        message: Body,
-        sender: str | None = None,
-        recipients: Iterable[str] | None = None,
-        **options: Any,
-    ) -> SendResult:
-        return await self._run(self._session.send_message(message, sender, recipients, **options))
-
-    async def create_message(self, sender: str, **options: Any) -> Reply:
-        return await self._run(self._session.create_message(sender, **options))
-
-    async def add_recipient(
-        self, recipient: str, *, notify: Sequence[Any] | None = None, orcpt: str | None = None
-    ) -> RecipientResult:
-        return await self._run(self._session.add_recipient(recipient, notify=notify, orcpt=orcpt))
-
-    async def append_message(self, content: Body) -> None:
-        await self._run(self._session.append_message(content))
-
-    async def close_message(self) -> SendResult:
-        return await self._run(self._session.close_message())
-
-    async def reset(self) -> Reply:
-        return await self._run(self._session.reset())
-
-    async def noop(self) -> Reply:
-        return await self._run(self._session.noop())
-
-    async def verify(self, address: str) -> Reply:
-        return await self._run(self._session.verify(address))
-
-    async def disconnect(self) -> None:
-        """QUIT and close.  Safe to call more than once."""
-        try:
-            await self._run(self._session.quit())
-        finally:
-            await self._drop()
-
-    @property
-    def extensions(self) -> Extensions:
-        return self._session.conn.extensions
-
-    @property
-    def tls_active(self) -> bool:
-        return self._session.tls_active
-
-    @property
-    def tls_verified(self) -> bool:
-        return self._session.tls_verified
-
-    async def __aenter__(self) -> SMTPClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if isinstance(exc, asyncio.CancelledError):
-            self._session.closed = True
-            self._driver.abort()  # no polite QUIT when the task is being cancelled
-            return
-        await self.disconnect()
-
-    async def _run(self, op: Operation[T]) -> T:
-        try:
-            return await self._driver.run(op)
-        finally:
-            if self._driver.streams is None:
-                self._session.closed = True
-
-    async def _drop(self) -> None:
-        self._session.closed = True
-        await self._driver.drop()
+    @staticmethod
+    def _is_cancellation(exc: BaseException | None) -> bool:
+        return isinstance(exc, asyncio.CancelledError)
 
 
 class _Driver:
     """Performs the I/O requests of one operation after another over one connection at a time."""
+
+    @property
+    def connected(self) -> bool:
+        return self.streams is not None
 
     def __init__(
         self,
@@ -254,7 +105,7 @@ class _Driver:
                     error, self.failed = exc, True
         except BaseException as exc:
             if not isinstance(exc, SMTPError):  # cancelled or failed mid-exchange: session lost
-                self.abort()
+                self.abort_now()
             raise
 
     async def perform(self, request: IORequest) -> Any:
@@ -277,7 +128,7 @@ class _Driver:
             except OSError as exc:
                 raise ConnectionLostError(request.phase, str(exc)) from None
         if isinstance(request, Connect):
-            self.abort()
+            self.abort_now()
             self.streams = await self._connect(request)
             self.failed = False
             return None
@@ -292,7 +143,7 @@ class _Driver:
             return None
         if isinstance(request, Close):
             if self.failed:  # a connection that failed a request is not worth a goodbye
-                self.abort()
+                self.abort_now()
             else:
                 await self.drop()
             return None
@@ -360,37 +211,14 @@ class _Driver:
             except (TimeoutError, OSError):
                 writer.transport.abort()
 
-    def abort(self) -> None:
+    async def abort(self) -> None:
+        self.abort_now()
+
+    def abort_now(self) -> None:
         """Close at once, without waiting: for cancellation and unexpected errors."""
         streams, self.streams = self.streams, None
         if streams is not None:
             streams[1].transport.abort()
-
-
-class Connecting:
-    """What :meth:`SMTPClient.connect` returns: await it, or use it in ``async with``."""
-
-    def __init__(self, client: SMTPClient, opening: Callable[[], Awaitable[Reply]]) -> None:
-        self._client = client
-        self._opening = opening
-
-    async def _open(self) -> SMTPClient:
-        await self._opening()
-        return self._client
-
-    def __await__(self) -> Generator[Any, None, SMTPClient]:
-        return self._open().__await__()
-
-    async def __aenter__(self) -> SMTPClient:
-        return await self._open()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._client.__aexit__(exc_type, exc, tb)
 
 
 async def _within(timeout: float | None, awaitable: Awaitable[T]) -> T:

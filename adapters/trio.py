@@ -8,12 +8,10 @@ by the operations in :mod:`smtpproto._session`.  Timeouts are enforced per reque
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
-from types import TracebackType
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import dns.asyncresolver
@@ -24,13 +22,8 @@ from smtpproto import (
     ConnectError,
     ConnectionLostError,
     DeliveryReport,
-    Extensions,
-    Limits,
     RecipientOutcome,
-    RecipientResult,
     Relay,
-    Reply,
-    SendResult,
     SMTPError,
     SMTPTimeoutError,
     TLSError,
@@ -46,12 +39,13 @@ from smtpproto._io import (
     Send,
     StartTLSHandshake,
 )
-from smtpproto._session import Operation, Session
+from smtpproto._session import Operation
 
+from ._async_client import AsyncSMTPClient, Connecting
 from ._dns import resolve_async
 from ._tls import client_context
 
-__all__ = ["Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
+__all__ = ["Connecting", "Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
 T = TypeVar("T")
 RECEIVE_SIZE = 1 << 16
@@ -63,172 +57,30 @@ CLOSE_GRACE = 5.0
 BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
-class SMTPClient:
+class SMTPClient(AsyncSMTPClient):
     """A trio SMTP client.  Use :meth:`connect`, then the methods below, in ``async with``.
 
     Leaving the block sends QUIT and closes the connection (cancellation just closes it).
     """
 
-    def __init__(
-        self,
-        *,
-        local_hostname: str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        timeouts: dict[str, float] | None = None,
-        connect_timeout: float = 30.0,
-        lmtp: bool = False,
-        limits: Limits | None = None,
-    ) -> None:
-        self._options: dict[str, Any] = {
-            "lmtp": lmtp,
-            "limits": limits,
-            "timeouts": timeouts,
-            "connect_timeout": connect_timeout,
-        }
-        # socket.getfqdn() can block on DNS, so the default name is looked up in open().
-        self._local_hostname = local_hostname
-        self._session = Session(local_hostname=local_hostname or "localhost", **self._options)
-        self._driver = _Driver(ssl_context)
+    def _make_driver(self, ssl_context: ssl.SSLContext | None) -> _Driver:
+        return _Driver(ssl_context)
 
-    @classmethod
-    def connect(
-        cls,
-        host: str,
-        port: int | None = None,
-        *,
-        tls: TLSMode = TLSMode.STARTTLS,
-        server_hostname: str | None = None,
-        verify: bool = True,
-        **options: Any,
-    ) -> Connecting:
-        """Connect to ``host`` and open the session (greeting, EHLO, TLS as ``tls`` says).
+    @staticmethod
+    async def _fqdn() -> str:
+        return await trio.to_thread.run_sync(socket.getfqdn)
 
-        Use as ``client = await SMTPClient.connect(...)`` or ``async with SMTPClient.connect(...)
-        as client:``.  ``port`` defaults to 465 for implicit TLS, 587 for STARTTLS, else 25.
-        """
-        client = cls(**options)
-        opening = functools.partial(
-            client.open, host, port, tls=tls, server_hostname=server_hostname, verify=verify
-        )
-        return Connecting(client, opening)
-
-    # -- the seed's operations -----------------------------------------------------------------
-
-    async def open(
-        self,
-        host: str,
-        port: int | None = None,
-        *,
-        tls: TLSMode = TLSMode.STARTTLS,
-        server_hostname: str | None = None,
-        verify: bool = True,
-    ) -> Reply:
-        if self._local_hostname is None:
-            self._local_hostname = await trio.to_thread.run_sync(socket.getfqdn)
-            self._session = Session(local_hostname=self._local_hostname, **self._options)
-        return await self._run(
-            self._session.open(host, port, tls=tls, server_hostname=server_hostname, verify=verify)
-        )
-
-    async def authenticate(
-        self,
-        username: str,
-        password: str | None = None,
-        *,
-        token: str | None = None,
-        mechanism: str | None = None,
-        allow_cleartext: bool = False,
-    ) -> Reply:
-        return await self._run(
-            self._session.authenticate(
-                username,
-                password,
-                token=token,
-                mechanism=mechanism,
-                allow_cleartext=allow_cleartext,
-            )
-        )
-
-    async def send_message(
-        self,
-        message: Body,
-        sender: str | None = None,
-        recipients: Iterable[str] | None = None,
-        **options: Any,
-    ) -> SendResult:
-        return await self._run(self._session.send_message(message, sender, recipients, **options))
-
-    async def create_message(self, sender: str, **options: Any) -> Reply:
-        return await self._run(self._session.create_message(sender, **options))
-
-    async def add_recipient(
-        self, recipient: str, *, notify: Sequence[Any] | None = None, orcpt: str | None = None
-    ) -> RecipientResult:
-        return await self._run(self._session.add_recipient(recipient, notify=notify, orcpt=orcpt))
-
-    async def append_message(self, content: Body) -> None:
-        await self._run(self._session.append_message(content))
-
-    async def close_message(self) -> SendResult:
-        return await self._run(self._session.close_message())
-
-    async def reset(self) -> Reply:
-        return await self._run(self._session.reset())
-
-    async def noop(self) -> Reply:
-        return await self._run(self._session.noop())
-
-    async def verify(self, address: str) -> Reply:
-        return await self._run(self._session.verify(address))
-
-    async def disconnect(self) -> None:
-        """QUIT and close.  Safe to call more than once."""
-        try:
-            await self._run(self._session.quit())
-        finally:
-            await self._drop()
-
-    @property
-    def extensions(self) -> Extensions:
-        return self._session.conn.extensions
-
-    @property
-    def tls_active(self) -> bool:
-        return self._session.tls_active
-
-    @property
-    def tls_verified(self) -> bool:
-        return self._session.tls_verified
-
-    async def __aenter__(self) -> SMTPClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if isinstance(exc, trio.Cancelled):
-            self._session.closed = True  # first: closing in a cancelled scope raises Cancelled
-            await self._driver.abort()  # no polite QUIT when the task is being cancelled
-            return
-        await self.disconnect()
-
-    async def _run(self, op: Operation[T]) -> T:
-        try:
-            return await self._driver.run(op)
-        finally:
-            if self._driver.stream is None:
-                self._session.closed = True
-
-    async def _drop(self) -> None:
-        self._session.closed = True
-        await self._driver.drop()
+    @staticmethod
+    def _is_cancellation(exc: BaseException | None) -> bool:
+        return isinstance(exc, trio.Cancelled)
 
 
 class _Driver:
     """Performs the I/O requests of one operation after another over one stream at a time."""
+
+    @property
+    def connected(self) -> bool:
+        return self.stream is not None
 
     def __init__(
         self,
@@ -355,32 +207,6 @@ class _Driver:
         stream, self.stream = self.stream, None
         if stream is not None:
             await trio.aclose_forcefully(stream)
-
-
-class Connecting:
-    """What :meth:`SMTPClient.connect` returns: await it, or use it in ``async with``."""
-
-    def __init__(self, client: SMTPClient, opening: Callable[[], Awaitable[Reply]]) -> None:
-        self._client = client
-        self._opening = opening
-
-    async def _open(self) -> SMTPClient:
-        await self._opening()
-        return self._client
-
-    def __await__(self) -> Generator[Any, None, SMTPClient]:
-        return self._open().__await__()
-
-    async def __aenter__(self) -> SMTPClient:
-        return await self._open()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._client.__aexit__(exc_type, exc, tb)
 
 
 def _deadline(timeout: float | None) -> contextlib.AbstractContextManager[trio.CancelScope]:

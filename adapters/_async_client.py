@@ -1,0 +1,245 @@
+"""The async ``SMTPClient`` API, shared by the asyncio and trio adapters.
+
+Each public method runs one operation of :class:`smtpproto.Session` on the adapter's driver; an
+adapter supplies only the driver and its event loop's ways of cancelling and offloading work.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar
+
+from smtpproto import (
+    Body,
+    Extensions,
+    Limits,
+    RecipientResult,
+    Reply,
+    SendResult,
+    TLSMode,
+)
+from smtpproto._session import Operation, Session
+
+__all__ = ["AsyncDriver", "AsyncSMTPClient", "Connecting"]
+
+T = TypeVar("T")
+C = TypeVar("C", bound="AsyncSMTPClient")
+
+
+class AsyncDriver(Protocol):
+    """What an adapter's driver offers the client."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def run(self, op: Operation[T]) -> T: ...
+
+    async def drop(self) -> None: ...
+
+    async def abort(self) -> None: ...
+
+
+class AsyncSMTPClient(abc.ABC):
+    """An async SMTP client.  Use :meth:`connect`, then the methods below, in ``async with``.
+
+    Leaving the block sends QUIT and closes the connection (cancellation just closes it).
+    """
+
+    def __init__(
+        self,
+        *,
+        local_hostname: str | None = None,
+        ssl_context: Any = None,
+        timeouts: dict[str, float] | None = None,
+        connect_timeout: float = 30.0,
+        lmtp: bool = False,
+        limits: Limits | None = None,
+    ) -> None:
+        self._options: dict[str, Any] = {
+            "lmtp": lmtp,
+            "limits": limits,
+            "timeouts": timeouts,
+            "connect_timeout": connect_timeout,
+        }
+        # socket.getfqdn() can block on DNS, so the default name is looked up in open().
+        self._local_hostname = local_hostname
+        self._session = Session(local_hostname=local_hostname or "localhost", **self._options)
+        self._driver = self._make_driver(ssl_context)
+
+    @classmethod
+    def connect(
+        cls: type[C],
+        host: str,
+        port: int | None = None,
+        *,
+        tls: TLSMode = TLSMode.STARTTLS,
+        server_hostname: str | None = None,
+        verify: bool = True,
+        **options: Any,
+    ) -> Connecting[C]:
+        """Connect to ``host`` and open the session (greeting, EHLO, TLS as ``tls`` says).
+
+        Use as ``client = await SMTPClient.connect(...)`` or ``async with SMTPClient.connect(...)
+        as client:``.  ``port`` defaults to 465 for implicit TLS, 587 for STARTTLS, else 25.
+        """
+        client = cls(**options)
+        opening = functools.partial(
+            client.open, host, port, tls=tls, server_hostname=server_hostname, verify=verify
+        )
+        return Connecting(client, opening)
+
+    # -- what an adapter supplies ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _make_driver(self, ssl_context: Any) -> AsyncDriver:
+        """The driver that performs this client's I/O requests."""
+
+    @staticmethod
+    @abc.abstractmethod
+    async def _fqdn() -> str:
+        """``socket.getfqdn()``, off the event loop."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def _is_cancellation(exc: BaseException | None) -> bool:
+        """Whether ``exc`` is the event loop's cancellation."""
+
+    # -- the seed's operations ---------------------------------------------------------------
+
+    async def open(
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        tls: TLSMode = TLSMode.STARTTLS,
+        server_hostname: str | None = None,
+        verify: bool = True,
+    ) -> Reply:
+        if self._local_hostname is None:
+            self._local_hostname = await self._fqdn()
+            self._session = Session(local_hostname=self._local_hostname, **self._options)
+        return await self._run(
+            self._session.open(host, port, tls=tls, server_hostname=server_hostname, verify=verify)
+        )
+
+    async def authenticate(
+        self,
+        username: str,
+        password: str | None = None,
+        *,
+        token: str | None = None,
+        mechanism: str | None = None,
+        allow_cleartext: bool = False,
+    ) -> Reply:
+        return await self._run(
+            self._session.authenticate(
+                username,
+                password,
+                token=token,
+                mechanism=mechanism,
+                allow_cleartext=allow_cleartext,
+            )
+        )
+
+    async def send_message(
+        self,
+        message: Body,
+        sender: str | None = None,
+        recipients: Iterable[str] | None = None,
+        **options: Any,
+    ) -> SendResult:
+        return await self._run(self._session.send_message(message, sender, recipients, **options))
+
+    async def create_message(self, sender: str, **options: Any) -> Reply:
+        return await self._run(self._session.create_message(sender, **options))
+
+    async def add_recipient(
+        self, recipient: str, *, notify: Sequence[Any] | None = None, orcpt: str | None = None
+    ) -> RecipientResult:
+        return await self._run(self._session.add_recipient(recipient, notify=notify, orcpt=orcpt))
+
+    async def append_message(self, content: Body) -> None:
+        await self._run(self._session.append_message(content))
+
+    async def close_message(self) -> SendResult:
+        return await self._run(self._session.close_message())
+
+    async def reset(self) -> Reply:
+        return await self._run(self._session.reset())
+
+    async def noop(self) -> Reply:
+        return await self._run(self._session.noop())
+
+    async def verify(self, address: str) -> Reply:
+        return await self._run(self._session.verify(address))
+
+    async def disconnect(self) -> None:
+        """QUIT and close.  Safe to call more than once."""
+        try:
+            await self._run(self._session.quit())
+        finally:
+            self._session.closed = True
+            await self._driver.drop()
+
+    @property
+    def extensions(self) -> Extensions:
+        return self._session.conn.extensions
+
+    @property
+    def tls_active(self) -> bool:
+        return self._session.tls_active
+
+    @property
+    def tls_verified(self) -> bool:
+        return self._session.tls_verified
+
+    async def __aenter__(self: C) -> C:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._is_cancellation(exc):
+            self._session.closed = True  # first: closing in a cancelled scope may raise again
+            await self._driver.abort()  # no polite QUIT when the task is being cancelled
+            return
+        await self.disconnect()
+
+    async def _run(self, op: Operation[T]) -> T:
+        try:
+            return await self._driver.run(op)
+        finally:
+            if not self._driver.connected:
+                self._session.closed = True
+
+
+class Connecting(Generic[C]):
+    """What ``SMTPClient.connect`` returns: await it, or use it in ``async with``."""
+
+    def __init__(self, client: C, opening: Callable[[], Awaitable[Reply]]) -> None:
+        self._client = client
+        self._opening = opening
+
+    async def _open(self) -> C:
+        await self._opening()
+        return self._client
+
+    def __await__(self) -> Generator[Any, None, C]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> C:
+        return await self._open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._client.__aexit__(exc_type, exc, tb)
