@@ -27,6 +27,7 @@ import pty
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -295,6 +296,20 @@ class PostfixInstance:
         return f"<PostfixInstance {self.host}:{self.port} in {self.base}>"
 
 
+def _refuse_if_taken(host: str, port: int) -> None:
+    """Postfix binds with SO_REUSEPORT, so a second instance (a stale one from a killed test
+    run, or a concurrent run) would silently share the port and answer half the connections."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            pass
+    except OSError:
+        return
+    raise ServerStartError(
+        f"something already listens on {host}:{port}; stop it (a stale Postfix: "
+        f"`pkill -f 'postfix/sbin/master'`) and run the tests again"
+    )
+
+
 def start_postfix(
     *,
     host: str = "127.0.0.1",
@@ -310,6 +325,7 @@ def start_postfix(
     """
     check_loopback(host)
     port = port or pick_free_port(host)
+    _refuse_if_taken(host, port)
     # Not under pytest's 0700 tmp dir: virtual(8) runs as MAILBOX_USER and must reach the Maildirs.
     base = Path(tempfile.mkdtemp(prefix="smtpproto-postfix-"))
     base.chmod(0o755)
