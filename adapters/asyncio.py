@@ -42,7 +42,7 @@ from smtpproto._session import Operation
 
 from ._async_client import AsyncSMTPClient, Connecting
 from ._dns import resolve_async
-from ._tls import client_context
+from ._net import client_context, os_reason
 
 __all__ = ["Connecting", "Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
@@ -172,7 +172,7 @@ class _Driver:
         except TimeoutError:
             raise ConnectError(request.host, request.port, "timed out", timed_out=True) from None
         except OSError as exc:
-            raise ConnectError(request.host, request.port, exc.strerror or str(exc)) from None
+            raise ConnectError(request.host, request.port, os_reason(exc)) from None
 
     async def _handshake(
         self,

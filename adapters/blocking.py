@@ -45,7 +45,7 @@ from smtpproto._io import (
 from smtpproto._session import Operation, Session
 
 from ._dns import resolve_sync
-from ._tls import client_context
+from ._net import client_context, os_reason
 
 __all__ = ["Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
@@ -275,10 +275,13 @@ class _Driver:
         try:
             # Tries every address the name resolves to, in the resolver's order.
             sock = socket.create_connection((request.host, request.port), request.timeout)
+            # Commands and replies are small and alternate: Nagle's algorithm would hold a
+            # short write back until the peer's delayed ACK (40 ms per message).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except TimeoutError:
             raise ConnectError(request.host, request.port, "timed out", timed_out=True) from None
         except OSError as exc:
-            raise ConnectError(request.host, request.port, exc.strerror or str(exc)) from None
+            raise ConnectError(request.host, request.port, os_reason(exc)) from None
         if request.implicit_tls:
             server_hostname = request.server_hostname or request.host
             try:

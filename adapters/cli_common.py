@@ -21,6 +21,7 @@ __all__ = [
     "EXIT_USAGE",
     "PASSWORD_ENV",
     "Endpoint",
+    "MissingExtra",
     "UsageError",
     "exit_code_for",
     "parse_endpoint",
@@ -44,6 +45,10 @@ EXIT_INTERRUPTED = 130
 PASSWORD_ENV = "SMTPPROTO_PASSWORD"
 
 ColorChoice = Literal["auto", "always", "never"]
+
+
+class MissingExtra(Exception):
+    """An optional dependency is not installed; the message says which extra brings it."""
 
 
 class UsageError(Exception):

@@ -64,6 +64,8 @@ def parse_header(text: str) -> tuple[str, str]:
         raise UsageError(f"--header {text!r} is not 'Name: value'")
     if name.lower() in _OWN_HEADERS:
         raise UsageError(f"--header cannot set {name}: use the option for it")
+    if name.lower() == "bcc":  # it would be sent to every recipient, and none would be added
+        raise UsageError("--header cannot set Bcc: give every recipient with --to")
     return name, check_value(f"the {name} header", value)
 
 
@@ -104,8 +106,8 @@ def build_message(spec: MessageSpec, *, local_hostname: str) -> EmailMessage:
     for name, value in spec.headers:
         try:
             message[name] = value
-        except (ValueError, TypeError) as exc:
-            raise UsageError(f"the {name} header is not valid: {exc}") from None
+        except Exception as exc:  # the email package's parsers fail in various ways (IndexError…)
+            raise UsageError(f"the {name} header cannot be parsed: {exc!r}") from None
     message.set_content(_read_body(spec.body))
     for path in spec.attachments:
         _attach(message, path)

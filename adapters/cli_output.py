@@ -152,36 +152,43 @@ class _PlainProgress:
     def __init__(self, total: int, stream: TextIO) -> None:
         self.total = total
         self.stream = stream
-        self._start = 0.0
+        self._start: float | None = None  # None until the first read
         self._shown = 0.0
-        self._done = True  # until the first read
+        self._position = 0
+        self._finished = False
 
     def update(self, position: int) -> None:
         now = time.monotonic()
-        if self._done:
-            if position >= self.total:
-                return  # the read at the end of the file, after the final line
-            self._done, self._start, self._shown = False, now, 0.0  # a new transmission
-        if position < self.total and now - self._shown < self.INTERVAL:
-            return
+        if self._start is None or position < self._position:  # first read, or a new attempt
+            self._start, self._shown, self._finished = now, 0.0, False
+        self._position = position
+        if self._finished:
+            return  # the read that finds the end of the file
+        if position >= self.total:
+            self._show(now, "done\n")
+            self._finished = True
+        elif now - self._shown >= self.INTERVAL:
+            self._show(now, "")
+
+    def _show(self, now: float, end: str) -> None:
+        assert self._start is not None
         self._shown = now
-        elapsed = max(now - self._start, 1e-6)
-        rate = position / elapsed
-        eta = f"ETA {(self.total - position) / rate:.0f}s" if rate and position else "ETA ?"
-        percent = 100 * position // max(self.total, 1)
-        line = (
-            f"\rsending {_mib(position)} / {_mib(self.total)} ({percent}%) "
-            f"{_mib(rate)}/s {eta if position < self.total else 'done'}"
+        elapsed = now - self._start
+        # Too early to know the rate: a guess from the first chunk would be absurd.
+        rate = self._position / elapsed if elapsed >= 0.2 else None
+        speed = "? MiB/s" if rate is None else f"{_mib(rate)}/s"
+        left = f"ETA {(self.total - self._position) / rate:.0f}s" if rate else "ETA ?"
+        percent = 100 * self._position // max(self.total, 1)
+        self.stream.write(
+            f"\rsending {_mib(self._position)} / {_mib(self.total)} ({percent}%) {speed} "
+            f"{end or left}"
         )
-        self.stream.write(line + ("\n" if position >= self.total else ""))
         self.stream.flush()
-        self._done = position >= self.total
 
     def close(self) -> None:
-        if not self._done:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._done = True
+        if self._start is not None and not self._finished:  # stopped half-way: say where
+            self._show(time.monotonic(), "stopped\n")
+            self._finished = True
 
 
 class _RichProgress:
@@ -234,24 +241,17 @@ def make_progress(total: int, *, mode: str, fancy: bool) -> Progress:
 def _reply_text(outcome: RecipientOutcome) -> str:
     if outcome.reply is None:
         return outcome.detail
-    status = outcome.reply.enhanced_status
-    text = outcome.reply.text
-    if status is not None and not text.startswith(str(status)):
-        text = f"{status} {text}"
-    return f"{outcome.reply.code} {text}"
+    return f"{outcome.reply.code} {outcome.reply.text}"  # the text starts with any x.y.z status
 
 
 def _server(outcome: RecipientOutcome) -> str:
     if outcome.host is None:
         return "-"
-    where = (
-        outcome.host
-        if outcome.address in (None, outcome.host)
-        else (f"{outcome.host} [{outcome.address}]")
-    )
-    return where + (
-        " TLS" + ("" if outcome.tls_verified else " (unverified)") if outcome.tls else ""
-    )
+    where = outcome.host
+    if outcome.address not in (None, outcome.host):
+        where += f" [{outcome.address}]"
+    tls = "verified" if outcome.tls_verified else "unverified"
+    return f"{where}, TLS {tls}" if outcome.tls else f"{where}, cleartext"
 
 
 def _rows(report: DeliveryReport) -> list[tuple[str, str, str, str]]:

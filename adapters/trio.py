@@ -43,7 +43,7 @@ from smtpproto._session import Operation
 
 from ._async_client import AsyncSMTPClient, Connecting
 from ._dns import resolve_async
-from ._tls import client_context
+from ._net import client_context, os_reason
 
 __all__ = ["Connecting", "Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
@@ -217,8 +217,8 @@ def _deadline(timeout: float | None) -> contextlib.AbstractContextManager[trio.C
 def _connect_reason(exc: OSError) -> str:
     """trio reports a failed connect as one OSError caused by a group of the attempts' errors."""
     attempts = getattr(exc.__cause__, "exceptions", ())
-    reasons = dict.fromkeys(error.strerror or str(error) for error in attempts)
-    return "; ".join(reasons) or exc.strerror or str(exc)
+    reasons = dict.fromkeys(os_reason(error) for error in attempts)
+    return "; ".join(reasons) or os_reason(exc)
 
 
 def _detail(exc: BaseException) -> str:

@@ -25,6 +25,7 @@ Decisions beyond the RFC text:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -93,6 +94,7 @@ def check_text_argument(value: str, what: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
 def format_mailbox(address: str) -> str:
     """Return ``address`` (``local@domain``) as it goes between ``<`` and ``>`` in MAIL/RCPT.
 

@@ -118,8 +118,7 @@ class Channel(abc.ABC):
 
     def _read_reply(self) -> Operation[Reply]:
         while True:
-            pending = self.conn.pending
-            phase = kind_of(pending[0]) if pending else "GREETING"
+            phase = self.conn.awaiting or "GREETING"
             event = self.conn.next_event()
             if isinstance(event, Reply):
                 log_reply(event)

@@ -187,6 +187,8 @@ class ClientConnection:
         self._buffer = ReceiveBuffer()
         self._assembler = self._new_assembler(auth=False)
         self._pending: deque[_Pending] = deque()
+        # How many pending commands end a pipelined group: nothing may follow them (RFC 2920).
+        self._group_enders = 0
         self._ready_replies: deque[Reply] = deque()
         self._transaction: _Transaction | None = None
         self._encoder: DataEncoder | None = None
@@ -248,6 +250,7 @@ class ClientConnection:
     def _closed(self) -> ConnectionClosed:
         unanswered = tuple(p.command for p in self._pending)
         self._pending.clear()
+        self._group_enders = 0
         self.state = State.CLOSED
         return ConnectionClosed(unanswered)
 
@@ -277,6 +280,7 @@ class ClientConnection:
         reply = Reply(code, texts, enhanced, command)
         if pending is not None and self._answered(pending):
             self._pending.popleft()
+            self._group_enders -= kind not in GROUP_CONTINUABLE
         _REPLY_EFFECTS.get(kind, _no_effect)(self, reply, pending)
         if self.lmtp and kind in _LMTP_DATA_END:
             # LMTP's replies to the end of data are per recipient: one refusal is not a refused
@@ -307,6 +311,7 @@ class ClientConnection:
                 Reply(reply.code, reply.lines, reply.enhanced_status, pending.command)
             )
         self._pending.clear()
+        self._group_enders = 0
         self.state = State.CLOSED
 
     def tls_established(self) -> None:
@@ -340,16 +345,20 @@ class ClientConnection:
         after = SEND_TRANSITIONS.get((self.state, kind))
         if after is None:
             raise LocalProtocolError(f"cannot send {kind} in state {self.state.value}")
-        if self._pending and not (
-            self.extensions.pipelining and all(p.kind in GROUP_CONTINUABLE for p in self._pending)
-        ):
+        if self._pending and not (self.extensions.pipelining and not self._group_enders):
             waiting = self._pending[-1].kind
             raise LocalProtocolError(f"cannot send {kind} before the reply to {waiting}")
         data = _RENDERERS[kind](self, event)
         if kind != "MESSAGE-DATA":
             self._pending.append(_Pending(event, kind, self._transaction))
+            self._group_enders += kind not in GROUP_CONTINUABLE
         self.state = after
         return data
+
+    @property
+    def awaiting(self) -> str | None:
+        """The kind of the oldest command awaiting its reply (``"MAIL"``...), or ``None``."""
+        return self._pending[0].kind if self._pending else None
 
     @property
     def pending(self) -> tuple[Command, ...]:

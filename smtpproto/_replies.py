@@ -7,6 +7,7 @@ slice, two dict lookups and a decode; no regular expressions.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from smtpproto._errors import RemoteProtocolError
@@ -67,7 +68,13 @@ def parse_enhanced_status(code: int, text: str) -> tuple[EnhancedStatus | None, 
     subject, dot, detail = head[len(prefix) :].partition(".")
     if not (dot and _is_status_number(subject) and _is_status_number(detail)):
         return None, text
-    return EnhancedStatus(code // 100, int(subject), int(detail)), rest
+    return _status(code // 100, int(subject), int(detail)), rest
+
+
+@functools.lru_cache(maxsize=512)
+def _status(klass: int, subject: int, detail: int) -> EnhancedStatus:
+    # Servers repeat a handful of codes: share the (immutable) objects instead of rebuilding.
+    return EnhancedStatus(klass, subject, detail)
 
 
 def _bad_code(line: bytes) -> RemoteProtocolError:

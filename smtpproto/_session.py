@@ -258,14 +258,19 @@ class Session(Channel):
             yield from self.command(Rset())
             raise DataRefused("the server refused DATA", data_reply)
         try:
+            # Each chunk is written when the next one is known, so the last one goes out with
+            # the end of data: a small message costs one write, not two (and no Nagle stall).
+            held: list[Command] = []
             for chunk in message.chunks():
-                yield from self._send(MessageData(chunk))
+                if held:
+                    yield from self._send(*held)
+                held = [MessageData(chunk)]
+            yield from self._send(*held, EndOfMessage())
         except LocalProtocolError as exc:
             # Content the server cannot take (8-bit without 8BITMIME) found mid-stream: the only
             # safe way out of DATA is to drop the connection, so the partial message is discarded.
             yield from self._close()
             raise MessageEncodingError(str(exc)) from None
-        yield from self._send(EndOfMessage())
         first = yield from self._read_reply()
         return [first] + (yield from self._lmtp_more(accepted))
 

@@ -1,1 +1,3 @@
-pytest_plugins = ["tests.servers.fixtures"]
+"""Fixtures shared by the test modules: the real servers, and the adapter and delivery harnesses."""
+
+pytest_plugins = ["tests.servers.fixtures", "tests.adapters_harness", "tests.deliver_harness"]

@@ -11,8 +11,6 @@ from collections.abc import Awaitable, Callable
 import pytest
 import trio
 
-pytest_plugins = ["tests.adapters_harness"]
-
 SLEEPS: dict[str, Callable[[float], Awaitable[None]]] = {
     "asyncio": asyncio.sleep,
     "trio": trio.sleep,

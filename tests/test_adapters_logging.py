@@ -15,7 +15,6 @@ if TYPE_CHECKING:  # imported for real by pytest_plugins, which rewrites its ass
     from tests.servers.fixtures import SMTPServerFactory
     from tests.servers.tls import TLSMaterial
 
-pytest_plugins = ["tests.adapters_harness"]
 
 USER, PASSWORD = "user", "Secret-Passw0rd"
 CONTENT_MARKER = "private body text"

@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # imported for real by pytest_plugins, which rewrites its ass
     from tests.servers.postfix import PostfixInstance
     from tests.servers.tls import TLSMaterial
 
-pytest_plugins = ["tests.adapters_harness"]
 pytestmark = pytest.mark.postfix
 
 SENDER = "sender@postfix.test"

@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # imported for real by pytest_plugins, which rewrites its ass
     from tests.servers.aiosmtpd_server import RunningSMTPServer
     from tests.servers.fixtures import SMTPServerFactory
 
-pytest_plugins = ["tests.adapters_harness"]
 
 SENDER = "sender@example.org"
 MESSAGE = (

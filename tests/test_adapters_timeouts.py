@@ -16,8 +16,6 @@ from tests.servers.net import pick_free_port
 if TYPE_CHECKING:  # imported for real by pytest_plugins, which rewrites its asserts
     from tests.adapters_harness import Adapter
 
-pytest_plugins = ["tests.adapters_harness"]
-
 
 @pytest.fixture
 def silent_server() -> Iterator[tuple[str, int]]:

@@ -13,7 +13,6 @@ if TYPE_CHECKING:  # imported for real by pytest_plugins, which rewrites its ass
     from tests.servers.fixtures import SMTPServerFactory
     from tests.servers.tls import TLSMaterial
 
-pytest_plugins = ["tests.adapters_harness"]
 
 SENDER = "sender@example.org"
 MESSAGE = b"Subject: tls\r\n\r\nover TLS\r\n"

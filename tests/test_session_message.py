@@ -215,8 +215,7 @@ def test_Message_sent_with_Bcc_in_the_envelope_only() -> None:
     script = [
         Expect.send(envelope),
         Reply(b"250 ok\r\n" * 5 + b"354 go\r\n"),
-        Expect.send(data),
-        Expect.send(b".\r\n"),
+        Expect.send(data + b".\r\n"),
         Reply(b"250 queued\r\n"),
     ]
     assert run(session.send_message(message), script).all_delivered
@@ -315,13 +314,11 @@ def test_seekable_file_sent_twice_after_452(tmp_path: Path) -> None:
             b"RCPT TO:<carol@example.net>\r\nDATA\r\n"
         ),
         Reply(b"250 ok\r\n250 ok\r\n452 4.5.3 too many\r\n354 go\r\n"),
-        Expect.send(b"body\r\n"),
-        Expect.send(b".\r\n"),
+        Expect.send(b"body\r\n.\r\n"),
         Reply(b"250 queued\r\n"),
         Expect.send(b"MAIL FROM:<alice@example.org>\r\nRCPT TO:<carol@example.net>\r\nDATA\r\n"),
         Reply(b"250 ok\r\n250 ok\r\n354 go\r\n"),
-        Expect.send(b"body\r\n"),
-        Expect.send(b".\r\n"),
+        Expect.send(b"body\r\n.\r\n"),
         Reply(b"250 queued\r\n"),
     ]
     result = run(session.send_message(file, SENDER, [BOB, "carol@example.net"]), script)
@@ -338,8 +335,7 @@ def test_prepared_message_for_other_recipients_shares_its_body() -> None:
     script = [
         Expect.send(b"MAIL FROM:<alice@example.org>\r\nRCPT TO:<x@example.net>\r\nDATA\r\n"),
         Reply(b"250 ok\r\n250 ok\r\n354 go\r\n"),
-        Expect.send(b"body\r\n"),
-        Expect.send(b".\r\n"),
+        Expect.send(b"body\r\n.\r\n"),
         Reply(b"250 queued\r\n"),
     ]
     result = run(session.send_message(prepared, recipients=["x@example.net"]), script)

@@ -41,8 +41,7 @@ def test_S8_transcript_of_a_session_hides_credentials_and_content(
     script = [
         Expect.send(lambda sent: None),
         Reply(b"250 ok\r\n250 ok\r\n354 go\r\n"),
-        Expect.send(CONTENT),
-        Expect.send(b".\r\n"),
+        Expect.send(CONTENT + b".\r\n"),
         Reply(b"250 queued\r\n"),
     ]
     run(session.send_message(CONTENT, "a@example.org", ["b@example.net"]), script)

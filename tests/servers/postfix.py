@@ -22,6 +22,7 @@ No SASL: Postfix needs Dovecot or Cyrus for it; aiosmtpd covers AUTH.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import pwd
@@ -273,20 +274,37 @@ class PostfixInstance:
             message.unlink()
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self._process.poll() is not None:
-            return
-        subprocess.run(
-            [POSTFIX, "-c", str(self.config_dir), "stop"],
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
+        if self._process.poll() is None:
+            subprocess.run(
+                [POSTFIX, "-c", str(self.config_dir), "stop"],
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
+            try:
+                self._process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                # Our own process group (start_new_session): the start-fg script and its children.
+                os.killpg(self._process.pid, signal.SIGKILL)
+                self._process.wait(timeout=timeout)
+        self._kill_master()
+
+    def _kill_master(self) -> None:
+        """master(8) runs in a process group of its own: make sure it is gone, or it keeps the
+        port (with SO_REUSEPORT) after this instance's files are deleted."""
         try:
-            self._process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            # Our own process group (start_new_session): master and the daemons it spawned.
-            os.killpg(self._process.pid, signal.SIGKILL)
-            self._process.wait(timeout=timeout)
+            pid = int((self.base / "queue" / "pid" / "master.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        try:  # a stale pid file could name a recycled pid: only ever kill a Postfix master
+            if b"postfix" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return
+        except OSError:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
     def cleanup(self) -> None:
         self.stop()

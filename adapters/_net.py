@@ -1,10 +1,12 @@
-"""TLS contexts for the adapters: verified by default, unverified only when asked."""
+"""What the adapters share about sockets: TLS contexts (verified by default, unverified only
+when asked) and the wording of socket errors."""
 
 from __future__ import annotations
 
+import os
 import ssl
 
-__all__ = ["client_context"]
+__all__ = ["client_context", "os_reason"]
 
 
 def client_context(configured: ssl.SSLContext | None, verify: bool) -> ssl.SSLContext:
@@ -20,3 +22,9 @@ def client_context(configured: ssl.SSLContext | None, verify: bool) -> ssl.SSLCo
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def os_reason(exc: OSError) -> str:
+    """The operating system's words for a socket error ("Connection refused"), whatever
+    wording the event loop put in the exception's message."""
+    return os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))

@@ -1,0 +1,226 @@
+"""``smtpproto mx DOMAIN``: where mail for a domain would go, and what each server says.
+
+The plan is the one delivery uses (:func:`smtpproto._delivery.plan`, driven by the blocking
+adapter's driver); each address is then probed without sending mail: greeting, EHLO, STARTTLS
+with the certificate's subject, issuer and expiry, and QUIT.  A certificate that fails
+verification is reported, and the probe goes on without verification.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import dns.resolver
+
+from smtpproto import ConnectError, Extensions, Reply, Session, SMTPError, TLSError, TLSMode
+from smtpproto._delivery import DeliveryOptions, plan
+from smtpproto._io import IORequest, ResolveAddresses, ResolveMX, StartTLSHandshake
+from smtpproto._state import TIMEOUTS
+from smtpproto.mx import Attempt, DeliveryPlan, DNSAnswer
+
+from .blocking import _Driver
+from .cli_common import EXIT_OK, EXIT_TEMPFAIL, EXIT_UNAVAILABLE
+
+__all__ = ["Probe", "ProbeSettings", "probe", "run_mx"]
+
+PORT_BLOCKED = (
+    "No server could be reached on port {port}: every connection was refused or timed out. "
+    "Many Internet providers block outgoing connections to port 25; from such a network, send "
+    "through your provider's submission server instead (smtpproto send --server HOST:587)."
+)
+
+
+class _RecordingDriver(_Driver):
+    """The blocking driver, keeping the DNS answers and what TLS changed, for the display."""
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None = None,
+        resolver: dns.resolver.Resolver | None = None,
+        session: Session | None = None,
+    ) -> None:
+        super().__init__(ssl_context, resolver)
+        self.session = session
+        self.mx: DNSAnswer | None = None
+        self.addresses: dict[str, DNSAnswer] = {}
+        self.before_tls: Extensions | None = None
+        self.certificate: dict[str, str] | None = None
+
+    def perform(self, request: IORequest) -> Any:
+        if isinstance(request, StartTLSHandshake) and self.session is not None:
+            self.before_tls = self.session.conn.extensions  # STARTTLS makes the client forget it
+        value = super().perform(request)
+        if isinstance(request, ResolveMX):
+            self.mx = value
+        elif isinstance(request, ResolveAddresses):
+            self.addresses[request.host] = value
+        elif isinstance(request, StartTLSHandshake) and isinstance(self.sock, ssl.SSLSocket):
+            self.certificate = certificate_summary(self.sock)
+        return value
+
+
+def certificate_summary(sock: ssl.SSLSocket) -> dict[str, str]:
+    """Subject, issuer, names and expiry of the server's certificate, verified or not."""
+    der = sock.getpeercert(binary_form=True) or b""
+    summary = {"sha256": hashlib.sha256(der).hexdigest()}
+    try:  # present with the demo extra (trustme needs it); it reads unverified certificates too
+        from cryptography import x509  # noqa: PLC0415
+    except ImportError:  # only the fingerprint then
+        return summary
+    cert = x509.load_der_x509_certificate(der)
+    summary["subject"] = cert.subject.rfc4514_string() or "(empty)"
+    summary["issuer"] = cert.issuer.rfc4514_string()
+    summary["expires"] = cert.not_valid_after_utc.strftime("%Y-%m-%d %H:%M UTC")
+    with contextlib.suppress(x509.ExtensionNotFound):
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        shown = [str(n.value) for n in names][:6]
+        summary["names"] = ", ".join(shown) + (", …" if len(names) > len(shown) else "")
+    return summary
+
+
+@dataclass
+class Probe:
+    """What one address said; ``error`` is why the probe stopped early, if it did."""
+
+    attempt: Attempt
+    port: int
+    greeting: Reply | None = None
+    before_tls: Extensions | None = None
+    extensions: Extensions | None = None
+    tls: bool = False
+    verified: bool = False
+    verify_error: str | None = None
+    certificate: dict[str, str] | None = None
+    error: str | None = None
+    connect_failed: bool = False
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    port: int
+    context: ssl.SSLContext | None
+    timeout: float
+    local_hostname: str
+
+
+def _probe_once(attempt: Attempt, settings: ProbeSettings, verify: bool) -> Probe:
+    port, context, timeout = settings.port, settings.context, settings.timeout
+    session = Session(
+        local_hostname=settings.local_hostname,
+        timeouts=dict.fromkeys(TIMEOUTS, timeout),
+        connect_timeout=timeout,
+    )
+    driver = _RecordingDriver(context, session=session)
+    result = Probe(attempt, port)
+    # An address literal has no name for the certificate to carry: check the address itself.
+    name = attempt.address if attempt.host.startswith("[") else attempt.host
+    try:
+        open_op = session.open(
+            attempt.address, port, tls=TLSMode.OPPORTUNISTIC, server_hostname=name, verify=verify
+        )
+        result.greeting = driver.run(open_op)
+        result.extensions = session.conn.extensions
+        result.tls, result.verified = session.tls_active, session.tls_verified
+        result.before_tls, result.certificate = driver.before_tls, driver.certificate
+    except SMTPError as exc:
+        if verify and isinstance(exc, TLSError):
+            raise  # probe() tries again without verification
+        result.error = str(exc)
+        result.connect_failed = isinstance(exc, ConnectError)
+    finally:
+        with contextlib.suppress(SMTPError):
+            driver.run(session.quit())
+        driver.drop()
+    return result
+
+
+def probe(attempt: Attempt, settings: ProbeSettings) -> Probe:
+    """Probe one address: verified TLS first; on a certificate failure, again without."""
+    try:
+        return _probe_once(attempt, settings, verify=True)
+    except TLSError as exc:
+        result = _probe_once(attempt, settings, verify=False)
+        result.verify_error = str(exc)
+        return result
+
+
+def _keywords(extensions: Extensions) -> str:
+    return ", ".join(" ".join([k, *p]) for k, p in extensions.keywords) or "(none: HELO only)"
+
+
+def _print_probe(result: Probe) -> None:
+    attempt = result.attempt
+    print(f"{attempt.host} [{attempt.address}] port {result.port}")
+    if result.greeting is not None:
+        print(f"  greeting: {result.greeting.code} {result.greeting.text}")
+    if result.before_tls is not None:
+        print(f"  EHLO before STARTTLS: {_keywords(result.before_tls)}")
+    if result.extensions is not None:
+        label = "EHLO after STARTTLS" if result.tls else "EHLO"
+        print(f"  {label}: {_keywords(result.extensions)}")
+    if result.tls:
+        state = "verified" if result.verified else f"NOT verified ({result.verify_error})"
+        print(f"  STARTTLS: encrypted; certificate {state}")
+        for key, value in (result.certificate or {}).items():
+            print(f"    {key}: {value}")
+    elif result.extensions is not None:
+        print("  STARTTLS: not offered: mail to this server travels in cleartext")
+    if result.error is not None:
+        print(f"  failed: {result.error}")
+
+
+def _print_plan(domain: str, driver: _RecordingDriver, delivery_plan: DeliveryPlan) -> None:
+    mx = driver.mx
+    if mx is not None and mx.mx:
+        print(f"MX records of {domain}:")
+        for record in sorted(mx.mx, key=lambda r: (r.preference, r.host)):
+            host = record.host.rstrip(".").lower()
+            answer = driver.addresses.get(host)
+            if not host:
+                where = "(null MX: the domain accepts no mail)"
+            elif answer is None or not answer.addresses:
+                where = f"(no address: {answer.status.value if answer else 'not looked up'})"
+            else:
+                where = " ".join(answer.addresses)
+            print(f"  {record.preference:5d}  {host or '.'}  {where}")
+    elif mx is not None:
+        print(f"{domain} has no MX record ({mx.status.value}): its own address is used")
+    if delivery_plan.error is not None:
+        error = delivery_plan.error
+        kind = "for now" if error.temporary else "for good"
+        reason = f"{error.message} ({error.code} {error.enhanced_status})"
+        print(f"{domain} cannot receive mail {kind}: {reason}")
+        return
+    print("Delivery order:")
+    for number, attempt in enumerate(delivery_plan.attempts, 1):
+        print(f"  {number}. {attempt.host} [{attempt.address}] (preference {attempt.preference})")
+
+
+def run_mx(
+    domain: str,
+    *,
+    resolver: dns.resolver.Resolver | None,
+    settings: ProbeSettings,
+    do_probe: bool,
+) -> int:
+    """Print the plan (and the probes); the exit code says whether mail could go there now."""
+    driver = _RecordingDriver(resolver=resolver)
+    delivery_plan = driver.run(plan(domain, DeliveryOptions()))
+    _print_plan(domain, driver, delivery_plan)
+    if delivery_plan.error is not None:
+        return EXIT_TEMPFAIL if delivery_plan.error.temporary else EXIT_UNAVAILABLE
+    if not do_probe:
+        return EXIT_OK
+    results = []
+    for attempt in delivery_plan.attempts:
+        print()
+        results.append(probe(attempt, settings))
+        _print_probe(results[-1])
+    if all(r.connect_failed for r in results):
+        print()
+        print(PORT_BLOCKED.format(port=settings.port))
+    return EXIT_OK if any(r.greeting is not None for r in results) else EXIT_TEMPFAIL

@@ -1,0 +1,185 @@
+"""The benchmark's scenarios (A-E of issue 8), written once for blocking and once for async
+clients, so that every client does exactly the same work.
+
+A client is reduced to what every scenario needs: open a session, and send a message over it.
+Each client lives in its own module ``_client_<name>.py`` that imports its library; the runner
+imports only the one it measures, so a worker process's peak RSS belongs to one client alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CLIENTS",
+    "LOCAL_HOSTNAME",
+    "SCENARIOS",
+    "SENDER",
+    "Work",
+    "load_client",
+    "make_message",
+    "read_whole_file",
+    "run_async",
+    "run_client",
+    "run_sync",
+]
+
+SENDER = "bench@example.org"
+RECIPIENT = "rcpt@example.net"
+LOCAL_HOSTNAME = "bench.localhost"
+
+#: The clients, smtplib (the reference) first.  Each is the module ``_client_<name>``.
+CLIENTS = ("smtplib", "aiosmtplib", "blocking", "asyncio", "trio")
+#: Scenario letter -> the unit its rate is counted in.
+SCENARIOS = {"A": "msg", "B": "msg", "C": "rcpt", "D": "MB", "E": "msg"}
+
+
+@dataclass(frozen=True)
+class Work:
+    """The sizes of one run, and where the servers are."""
+
+    host: str
+    port: int  # smtp-sink (or the discard sink) for A, B, C, E
+    big_port: int  # the discard sink, for D
+    message_size: int  # A, B, C, E
+    messages: int  # A
+    connections: int  # B
+    recipients: int  # C
+    big_file: str  # D
+    concurrency: int  # E: connections at once...
+    per_connection: int  # ...and messages over each
+
+    def units(self, scenario: str) -> int:
+        """How many messages, recipients or octets the scenario moves (for its rate)."""
+        return {
+            "A": self.messages,
+            "B": self.connections,
+            "C": self.recipients,
+            "D": Path(self.big_file).stat().st_size,
+            "E": self.concurrency * self.per_connection,
+        }[scenario]
+
+
+def make_message(size: int) -> bytes:
+    """A plain-text message of exactly ``size`` octets with CRLF line ends."""
+    header = (
+        f"From: Bench <{SENDER}>\r\nTo: <{RECIPIENT}>\r\nSubject: benchmark\r\n"
+        "Message-ID: <bench@example.org>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+    ).encode()
+    line = b"The quick brown fox jumps over the lazy dog; a sentence. Then another one.\r\n"
+    body = (line * (size // len(line) + 1))[: max(size - len(header) - 2, 0)]
+    message = header + body + b"\r\n"
+    if len(message) != size:
+        raise ValueError(f"a message needs at least {len(header) + 2} octets")
+    return message
+
+
+def recipients(count: int) -> list[str]:
+    return [f"rcpt{i}@example.net" for i in range(count)]
+
+
+def read_whole_file(path: str) -> bytes:
+    """For smtplib and aiosmtplib, which send only a message that is in memory."""
+    with open(path, "rb") as file:
+        return file.read()
+
+
+# --- blocking clients -------------------------------------------------------------------------
+
+# Sends one message (body, recipients) over the open session; raises unless all delivered.
+SyncSend = Callable[[Any, list[str]], None]
+SyncOpener = Callable[[str, int], contextlib.AbstractContextManager[SyncSend]]
+
+
+def run_sync(
+    open_session: SyncOpener, big_body: Callable[[str], Any], scenario: str, w: Work
+) -> float:
+    """Run ``scenario`` with a blocking client (threads for E); returns its seconds."""
+    message = make_message(w.message_size)
+
+    def session(count: int) -> None:
+        with open_session(w.host, w.port) as send:
+            for _ in range(count):
+                send(message, [RECIPIENT])
+
+    start = time.perf_counter()
+    if scenario == "A":
+        session(w.messages)
+    elif scenario == "B":
+        for _ in range(w.connections):
+            session(1)
+    elif scenario == "C":
+        with open_session(w.host, w.port) as send:
+            send(message, recipients(w.recipients))
+    elif scenario == "D":
+        with open_session(w.host, w.big_port) as send:
+            send(big_body(w.big_file), [RECIPIENT])
+    else:
+        with ThreadPoolExecutor(w.concurrency) as pool:
+            for future in [pool.submit(session, w.per_connection) for _ in range(w.concurrency)]:
+                future.result()
+    return time.perf_counter() - start
+
+
+# --- async clients ----------------------------------------------------------------------------
+
+AsyncSend = Callable[[Any, list[str]], Awaitable[None]]
+AsyncOpener = Callable[[str, int], contextlib.AbstractAsyncContextManager[AsyncSend]]
+# Runs the sessions (coroutine factories) concurrently and waits for all of them.
+Gather = Callable[[list[Callable[[], Awaitable[None]]]], Awaitable[None]]
+
+
+async def run_async(
+    open_session: AsyncOpener,
+    big_body: Callable[[str], Any],
+    gather: Gather,
+    scenario: str,
+    w: Work,
+) -> float:
+    """Run ``scenario`` with an async client, inside its event loop; returns its seconds."""
+    message = make_message(w.message_size)
+
+    async def session(count: int) -> None:
+        async with open_session(w.host, w.port) as send:
+            for _ in range(count):
+                await send(message, [RECIPIENT])
+
+    start = time.perf_counter()
+    if scenario == "A":
+        await session(w.messages)
+    elif scenario == "B":
+        for _ in range(w.connections):
+            await session(1)
+    elif scenario == "C":
+        async with open_session(w.host, w.port) as send:
+            await send(message, recipients(w.recipients))
+    elif scenario == "D":
+        async with open_session(w.host, w.big_port) as send:
+            await send(big_body(w.big_file), [RECIPIENT])
+    else:
+        await gather([lambda: session(w.per_connection) for _ in range(w.concurrency)])
+    return time.perf_counter() - start
+
+
+# --- running one ------------------------------------------------------------------------------
+
+
+def load_client(client: str) -> Callable[[str, Work], float]:
+    """Import the client's module (and so its library); returns its ``run(scenario, work)``."""
+    if client not in CLIENTS:
+        raise ValueError(f"unknown client {client!r}")
+    run: Callable[[str, Work], float] = importlib.import_module(f"_client_{client}").run
+    return run
+
+
+def run_client(client: str, scenario: str, w: Work) -> float:
+    """Run ``scenario`` with ``client``, imported before the clock starts; returns seconds."""
+    return load_client(client)(scenario, w)

@@ -1,0 +1,3 @@
+from smtpproto.adapters.cli import main  # type: ignore[import-not-found]
+
+raise SystemExit(main())
