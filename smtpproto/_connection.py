@@ -227,6 +227,8 @@ class ClientConnection:
 
     def _next_event(self) -> Event:
         if self.state is State.TLS_PAUSED:
+            if self._eof:  # the server hung up instead of starting TLS
+                return self._closed()
             if len(self._buffer):
                 # Plaintext that arrived behind the 220 could be an attacker's (response
                 # injection, checklist S4): never parse it.

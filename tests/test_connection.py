@@ -938,3 +938,14 @@ def test_C17_recommended_timeouts() -> None:
     assert conn.pending == (EndOfMessage(), Rset())
     conn = ClientConnection(timeouts={"GREETING": 5})
     assert conn.recommended_timeout == 5
+
+
+def test_S4_server_hanging_up_instead_of_starting_tls_is_a_close() -> None:
+    conn = session()
+    conn.send(StartTLS())
+    conn.receive_data(b"220 ready\r\n")
+    conn.next_event()
+    assert conn.next_event() is PAUSED
+    conn.receive_data(b"")
+    assert conn.next_event() == ConnectionClosed()
+    assert conn.state is State.CLOSED
