@@ -29,7 +29,7 @@ from smtpproto import (
     TLSMode,
     TLSPolicy,
 )
-from smtpproto._delivery import DeliveryJob, DeliveryOptions
+from smtpproto._delivery import DeliveryJob
 from smtpproto._io import (
     Close,
     Connect,
@@ -290,16 +290,19 @@ async def deliver(
     """
     if local_hostname is None:
         local_hostname = await asyncio.get_running_loop().run_in_executor(None, socket.getfqdn)
-    settings = DeliveryOptions(
-        port=port,
+    job = DeliveryJob.build(
+        message,
+        sender,
+        recipients,
+        relay=relay,
         local_hostname=local_hostname,
-        tls_policy=tls_policy or TLSPolicy(),
+        port=port,
+        tls_policy=tls_policy,
         timeouts=timeouts,
         connect_timeout=connect_timeout,
         **options,
     )
-    job = DeliveryJob(message, sender, recipients, relay=relay, options=settings)
-    limit = asyncio.Semaphore(max(1, concurrency) if job.concurrent else 1)
+    limit = asyncio.Semaphore(job.parallelism(concurrency))
 
     async def run(op: Operation[list[RecipientOutcome]]) -> list[RecipientOutcome]:
         async with limit:

@@ -33,7 +33,7 @@ from smtpproto import (
     TLSMode,
     TLSPolicy,
 )
-from smtpproto._delivery import DeliveryJob, DeliveryOptions
+from smtpproto._delivery import DeliveryJob
 from smtpproto._io import (
     Close,
     Connect,
@@ -342,15 +342,18 @@ def deliver(
     keyword ``options`` go to :class:`~smtpproto.DeliveryOptions` (``session_limit``,
     ``address_limit``, ``prefer_family``, ``local_names``, ``rng``, ``send_options``).
     """
-    settings = DeliveryOptions(
-        port=port,
+    job = DeliveryJob.build(
+        message,
+        sender,
+        recipients,
+        relay=relay,
         local_hostname=local_hostname or socket.getfqdn(),
-        tls_policy=tls_policy or TLSPolicy(),
+        port=port,
+        tls_policy=tls_policy,
         timeouts=timeouts,
         connect_timeout=connect_timeout,
         **options,
     )
-    job = DeliveryJob(message, sender, recipients, relay=relay, options=settings)
 
     def run(op: Operation[list[RecipientOutcome]]) -> list[RecipientOutcome]:
         driver = _Driver(ssl_context, resolver)
@@ -359,7 +362,5 @@ def deliver(
         finally:
             driver.drop()
 
-    operations = job.operations()
-    parallel = max(1, min(workers, len(operations))) if job.concurrent else 1
-    with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
-        return job.report(pool.map(run, operations))
+    with concurrent.futures.ThreadPoolExecutor(job.parallelism(workers)) as pool:
+        return job.report(pool.map(run, job.operations()))

@@ -30,7 +30,7 @@ from smtpproto import (
     TLSMode,
     TLSPolicy,
 )
-from smtpproto._delivery import DeliveryJob, DeliveryOptions
+from smtpproto._delivery import DeliveryJob
 from smtpproto._io import (
     Close,
     Connect,
@@ -250,16 +250,19 @@ async def deliver(
     """
     if local_hostname is None:
         local_hostname = await trio.to_thread.run_sync(socket.getfqdn)
-    settings = DeliveryOptions(
-        port=port,
+    job = DeliveryJob.build(
+        message,
+        sender,
+        recipients,
+        relay=relay,
         local_hostname=local_hostname,
-        tls_policy=tls_policy or TLSPolicy(),
+        port=port,
+        tls_policy=tls_policy,
         timeouts=timeouts,
         connect_timeout=connect_timeout,
         **options,
     )
-    job = DeliveryJob(message, sender, recipients, relay=relay, options=settings)
-    limiter = trio.CapacityLimiter(max(1, concurrency) if job.concurrent else 1)
+    limiter = trio.CapacityLimiter(job.parallelism(concurrency))
     operations = job.operations()
     results: list[list[RecipientOutcome]] = [[] for _ in operations]
 

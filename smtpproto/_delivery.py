@@ -355,10 +355,38 @@ class DeliveryJob:
         self.options = options
         self.groups = {} if relay else group_by_domain(self.message.recipients)
 
-    @property
-    def concurrent(self) -> bool:
-        """Whether the operations may run at the same time (a file object has one position)."""
-        return not self.message.single_reader
+    @classmethod
+    def build(
+        cls,
+        message: Body,
+        sender: str | None,
+        recipients: Iterable[str] | None,
+        *,
+        relay: Relay | None,
+        local_hostname: str,
+        port: int = 25,
+        tls_policy: TLSPolicy | None = None,
+        timeouts: dict[str, float] | None = None,
+        connect_timeout: float = 30.0,
+        **options: Any,
+    ) -> DeliveryJob:
+        """The job for the arguments every adapter's ``deliver()`` takes; further ``options``
+        are :class:`DeliveryOptions` fields."""
+        settings = DeliveryOptions(
+            port=port,
+            local_hostname=local_hostname,
+            tls_policy=tls_policy or TLSPolicy(),
+            timeouts=timeouts,
+            connect_timeout=connect_timeout,
+            **options,
+        )
+        return cls(message, sender, recipients, relay=relay, options=settings)
+
+    def parallelism(self, requested: int) -> int:
+        """How many operations may run at once: a file object has one position, so one."""
+        if self.message.single_reader:
+            return 1
+        return max(1, min(requested, len(self.groups) or 1))
 
     def operations(self) -> list[Operation[list[RecipientOutcome]]]:
         if self.relay is not None:

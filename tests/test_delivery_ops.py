@@ -910,7 +910,8 @@ def test_job_groups_recipients_by_domain_case_insensitively() -> None:
         "example.org": ["b@example.org"],
     }
     assert len(job.operations()) == 2
-    assert job.concurrent
+    assert job.parallelism(8) == 2  # one operation per domain, both at once
+    assert job.parallelism(1) == 1
 
 
 def test_job_report_follows_the_recipients_order() -> None:
@@ -950,7 +951,7 @@ def test_job_refuses_a_stream_body() -> None:
 
 def test_job_with_a_file_object_is_not_concurrent() -> None:
     job = DeliveryJob(io.BytesIO(BODY), SENDER, ["a@example.com"], relay=None, options=options())
-    assert not job.concurrent
+    assert job.parallelism(8) == 1  # one file position: one operation at a time
     # The file is read again for each MX tried (its start offset is remembered).
     network = two_mx(Behaviour(final="451 4.3.0 later"), Behaviour())
     report = job.report([drive(op, network) for op in job.operations()])
