@@ -8,6 +8,7 @@ slice, two dict lookups and a decode; no regular expressions.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 
 from smtpproto._errors import RemoteProtocolError
@@ -27,7 +28,8 @@ _CRLF_LENGTH = 2
 _STATUS_CLASSES = frozenset({2, 4, 5})
 # What a status must start with, by reply class: its class must match the reply's (RFC 2034 §4).
 _STATUS_PREFIXES = {klass: f"{klass}." for klass in _STATUS_CLASSES}
-_MAX_STATUS_DIGITS = 3
+# "c.s.d" then a space or the end; ASCII digits only ("\d" would take "²"), 1-3 of them.
+_STATUS = re.compile(r"[245]\.([0-9]{1,3})\.([0-9]{1,3})(?: |\Z)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +50,6 @@ class EnhancedStatus:
         return f"{self.klass}.{self.subject}.{self.detail}"
 
 
-def _is_status_number(part: str) -> bool:
-    # str.isdigit() alone would accept non-ASCII digits such as "²".
-    return 0 < len(part) <= _MAX_STATUS_DIGITS and part.isascii() and part.isdigit()
-
-
 def parse_enhanced_status(code: int, text: str) -> tuple[EnhancedStatus | None, str]:
     """Split a leading ``c.s.d`` status (RFC 2034 §4) off one reply line's text.
 
@@ -61,14 +58,13 @@ def parse_enhanced_status(code: int, text: str) -> tuple[EnhancedStatus | None, 
     first digit is ignored (checklist, ENHANCEDSTATUSCODES), and 3xx replies never carry one.
     Apply it to each line of a multi-line reply: every line carries the status.
     """
-    prefix = _STATUS_PREFIXES.get(code // 100)
-    if prefix is None or not text.startswith(prefix):
+    klass = code // 100
+    if klass not in _STATUS_CLASSES or not text.startswith(_STATUS_PREFIXES[klass]):
         return None, text
-    head, _, rest = text.partition(" ")
-    subject, dot, detail = head[len(prefix) :].partition(".")
-    if not (dot and _is_status_number(subject) and _is_status_number(detail)):
+    match = _STATUS.match(text)
+    if match is None:
         return None, text
-    return _status(code // 100, int(subject), int(detail)), rest
+    return _status(klass, int(match[1]), int(match[2])), text[match.end() :]
 
 
 @functools.lru_cache(maxsize=512)

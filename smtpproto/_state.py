@@ -67,6 +67,10 @@ class State(enum.Enum):
     #: a protocol error happened; the connection is unusable
     ERROR = "ERROR"
 
+    # Members are singletons: identity hashing (in C) instead of Enum's hash of the name (in
+    # Python), which the table lookups pay for every command and every reply.
+    __hash__ = object.__hash__
+
 
 class Outcome(enum.Enum):
     """A reply's meaning for the state tables: its first digit."""
@@ -74,6 +78,8 @@ class Outcome(enum.Enum):
     POSITIVE = "2xx"
     INTERMEDIATE = "3xx"
     NEGATIVE = "4xx/5xx"
+
+    __hash__ = object.__hash__
 
 
 S = State
