@@ -120,6 +120,7 @@ def format_domain(domain: str) -> str:
     return _parse_domain(domain)[0]
 
 
+@functools.lru_cache(maxsize=256)
 def ehlo_domain(domain: str) -> str:
     """Return the EHLO/HELO argument for ``domain``: validated and ASCII, U-labels as A-labels.
 

@@ -8,6 +8,7 @@ linear pass however long the list is.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,6 +94,12 @@ def _parse_size(params: Sequence[str]) -> int:
 
 def parse_ehlo(texts: Sequence[str]) -> Extensions:
     """Read the texts of a 250 EHLO reply (one per line) into :class:`Extensions`."""
+    # A server says the same thing to every connection: parse each distinct reply once.
+    return _parse_ehlo(tuple(texts))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_ehlo(texts: tuple[str, ...]) -> Extensions:
     if not texts:
         raise ValueError("an EHLO reply has at least one line")
     server_name = (texts[0].split(maxsplit=1) or [""])[0]
