@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Callable
 
-__all__ = ["client_context", "os_reason"]
+from smtpproto._io import Receive
+
+__all__ = ["ReplyClock", "client_context", "os_reason"]
 
 
 def client_context(configured: ssl.SSLContext | None, verify: bool) -> ssl.SSLContext:
@@ -17,6 +20,15 @@ def client_context(configured: ssl.SSLContext | None, verify: bool) -> ssl.SSLCo
     encrypts but accepts any certificate; the session records that it was not verified.
     """
     if verify:
+        if configured is not None and (
+            configured.verify_mode != ssl.CERT_REQUIRED or not configured.check_hostname
+        ):
+            # Trusting such a context would report unverified TLS as verified (and let AUTH
+            # send a password over it): say verify=False to mean it.
+            raise ValueError(
+                "the ssl_context does not verify certificates and host names; "
+                "pass verify=False (opportunistic TLS) instead"
+            )
         return configured or ssl.create_default_context()
     context = ssl.create_default_context()
     context.check_hostname = False
@@ -28,3 +40,20 @@ def os_reason(exc: OSError) -> str:
     """The operating system's words for a socket error ("Connection refused"), whatever
     wording the event loop put in the exception's message."""
     return os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+
+
+class ReplyClock:
+    """The time left for the reply a ``Receive`` belongs to: its ``timeout`` is a deadline for
+    the whole reply, started by the first read (``fresh``), so a trickling server cannot make
+    every read a new wait (S7)."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+        self._deadline: float | None = None
+
+    def remaining(self, request: Receive) -> float | None:
+        if request.fresh:
+            self._deadline = None if request.timeout is None else self._now() + request.timeout
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - self._now())

@@ -42,7 +42,7 @@ from smtpproto._session import Operation
 
 from ._async_client import AsyncSMTPClient, Connecting
 from ._dns import resolve_async
-from ._net import client_context, os_reason
+from ._net import ReplyClock, client_context, os_reason
 
 __all__ = ["Connecting", "Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
@@ -86,6 +86,7 @@ class _Driver:
     ) -> None:
         self.ssl_context = ssl_context
         self.resolver = resolver
+        self.clock = ReplyClock(lambda: asyncio.get_running_loop().time())
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.failed = False
 
@@ -122,7 +123,8 @@ class _Driver:
         if isinstance(request, Receive):
             reader = self._streams(request.phase)[0]
             try:
-                return await _within(request.timeout, reader.read(RECEIVE_SIZE))
+                timeout = self.clock.remaining(request)
+                return await _within(timeout, reader.read(RECEIVE_SIZE))
             except TimeoutError:
                 raise SMTPTimeoutError(request.phase, request.timeout) from None
             except OSError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import socket
 import ssl
+import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -45,7 +46,7 @@ from smtpproto._io import (
 from smtpproto._session import Operation, Session
 
 from ._dns import resolve_sync
-from ._net import client_context, os_reason
+from ._net import ReplyClock, client_context, os_reason
 
 __all__ = ["Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
@@ -214,6 +215,7 @@ class _Driver:
         self.ssl_context = ssl_context
         self.resolver = resolver
         self.sock: socket.socket | None = None
+        self.clock = ReplyClock(time.monotonic)
 
     def run(self, op: Operation[T]) -> T:
         value: Any = None
@@ -247,8 +249,11 @@ class _Driver:
             return None
         if isinstance(request, Receive):
             sock = self._socket(request.phase)
+            timeout = self.clock.remaining(request)
             try:
-                sock.settimeout(request.timeout)
+                if timeout is not None and timeout <= 0:
+                    raise TimeoutError
+                sock.settimeout(timeout)
                 return sock.recv(RECEIVE_SIZE)
             except TimeoutError:
                 raise SMTPTimeoutError(request.phase, request.timeout) from None

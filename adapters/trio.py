@@ -43,7 +43,7 @@ from smtpproto._session import Operation
 
 from ._async_client import AsyncSMTPClient, Connecting
 from ._dns import resolve_async
-from ._net import client_context, os_reason
+from ._net import ReplyClock, client_context, os_reason
 
 __all__ = ["Connecting", "Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
@@ -89,6 +89,7 @@ class _Driver:
     ) -> None:
         self.ssl_context = ssl_context
         self.resolver = resolver
+        self.clock = ReplyClock(trio.current_time)
         self.stream: trio.abc.Stream | None = None
         self.failed = False
 
@@ -125,7 +126,7 @@ class _Driver:
         if isinstance(request, Receive):
             stream = self._stream(request.phase)
             try:
-                with _deadline(request.timeout):
+                with _deadline(self.clock.remaining(request)):
                     return await stream.receive_some(RECEIVE_SIZE)
             except trio.TooSlowError:
                 raise SMTPTimeoutError(request.phase, request.timeout) from None

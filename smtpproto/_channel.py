@@ -117,6 +117,7 @@ class Channel(abc.ABC):
             yield Send(data, self.conn.timeouts["DATA-BLOCK"], kind_of(events[-1]))
 
     def _read_reply(self) -> Operation[Reply]:
+        fresh = True  # the first read of this reply starts its deadline
         while True:
             phase = self.conn.awaiting or "GREETING"
             event = self.conn.next_event()
@@ -131,7 +132,8 @@ class Channel(abc.ABC):
                 raise ConnectionLostError(phase, "the server closed the connection")
             # PAUSED only follows a 220 to STARTTLS, which _starttls reads itself.
             assert event is NEED_DATA
-            data = yield Receive(self.conn.recommended_timeout, phase)
+            data = yield Receive(self.conn.recommended_timeout, phase, fresh)
+            fresh = False
             self.conn.receive_data(data)
 
     def command(self, event: Command) -> Operation[Reply]:

@@ -63,10 +63,16 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class Receive:
-    """Read some bytes (``b""`` at the end of the stream) within ``timeout`` seconds."""
+    """Read some bytes (``b""`` at the end of the stream).
+
+    ``timeout`` bounds the whole reply, not each read: a ``Receive`` with ``fresh=True`` starts
+    a deadline ``timeout`` seconds away, and the following ones (``fresh=False``, same reply)
+    get only what is left of it, so a server trickling a reply cannot stretch the wait (S7).
+    """
 
     timeout: float | None
     phase: str
+    fresh: bool = True
 
 
 @dataclass(frozen=True, slots=True)

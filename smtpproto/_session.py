@@ -117,6 +117,11 @@ class Session(Channel):
         elif recipients is not None:
             message = message.with_recipients(recipients)
         options = _Options(ret, envid, tuple(notify) if notify else None, requiretls, mt_priority)
+        # Bad input is a ValueError now, before the operation has started, so the connection
+        # stays usable: nothing has been written.
+        MailFrom(message.sender, ret=ret, envid=envid, mt_priority=mt_priority)  # type: ignore[arg-type]
+        for rcpt in message.recipients:
+            RcptTo(rcpt, notify=options.notify)
         return self._guarded(self._send_message(message, options))
 
     def _send_message(self, message: OutgoingMessage, options: _Options) -> Operation[SendResult]:
