@@ -5,7 +5,7 @@ bytes; it never touches a socket, clock or resolver.  Adapters in :mod:`smtpprot
 it over blocking sockets, asyncio or trio.
 """
 
-from ._connection import NEED_DATA, PAUSED, ClientConnection, Limits, Sentinel
+from ._connection import NEED_DATA, PAUSED, ClientConnection, Sentinel
 from ._delivery import DeliveryOptions, Relay, TLSPolicy
 from ._encoder import BodyInspector, CRLFNormalizer, DataEncoder
 from ._errors import (
@@ -53,6 +53,7 @@ from ._events import (
 )
 from ._extensions import Extensions, parse_ehlo
 from ._io import TLSMode
+from ._limits import Limits
 from ._message import Body, OutgoingMessage, prepare_message
 from ._replies import EnhancedStatus
 from ._report import AttemptRecord, DeliveryReport, RecipientOutcome

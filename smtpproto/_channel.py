@@ -18,7 +18,7 @@ from collections.abc import Generator
 from typing import Any, TypeVar
 
 from . import sasl
-from ._connection import NEED_DATA, PAUSED, ClientConnection, Limits, kind_of
+from ._connection import NEED_DATA, PAUSED, ClientConnection, kind_of
 from ._errors import (
     AuthenticationError,
     AuthNotSupported,
@@ -48,6 +48,7 @@ from ._events import (
     Vrfy,
 )
 from ._io import Close, Connect, IORequest, Receive, Send, StartTLSHandshake, TLSMode
+from ._limits import Limits
 from ._transcript import log_reply, log_sent
 from ._wire import COMMAND_LINE_LIMIT
 

@@ -20,7 +20,6 @@ from ._channel import (
     Channel,
     Operation,
 )
-from ._connection import Limits
 from ._encoder import CRLFNormalizer
 from ._errors import (
     DataRefused,
@@ -46,6 +45,7 @@ from ._events import (
     Reply,
     Rset,
 )
+from ._limits import Limits
 from ._message import Body, OutgoingMessage, prepare_message
 from ._results import RecipientResult, SendResult
 from ._state import State
