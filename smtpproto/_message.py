@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Union
 
-from ._addresses import needs_smtputf8
+from ._addresses import format_mailbox, is_postmaster, needs_smtputf8
 
-__all__ = ["Body", "BodySource", "OutgoingMessage", "prepare_message"]
+__all__ = ["Body", "BodySource", "OutgoingMessage", "body_source", "prepare_message"]
 
 CHUNK_SIZE = 1 << 16
 
@@ -102,6 +102,12 @@ class OutgoingMessage:
     def __post_init__(self) -> None:
         if not self.recipients:
             raise ValueError("a message needs at least one recipient")
+        # A bad address is a ValueError here, before any operation starts (S1).
+        if self.sender:
+            format_mailbox(self.sender)
+        for rcpt in self.recipients:
+            if not is_postmaster(rcpt):
+                format_mailbox(rcpt)
 
     def with_recipients(self, recipients: Iterable[str]) -> OutgoingMessage:
         """The same message (same body source) for other recipients."""
@@ -190,7 +196,6 @@ def prepare_message(
     say (From/Sender, To/Cc/Bcc, or the Resent- variants), as ``smtplib.send_message`` does.
     """
     rcpts = list(recipients) if recipients is not None else None
-    single_use = is_file = False
     if isinstance(body, email.message.Message):
         header_sender, header_rcpts, _ = _envelope_from_headers(body)
         sender = header_sender if sender is None else sender
@@ -199,6 +204,14 @@ def prepare_message(
         body = _message_bytes(body, international)
     if sender is None or rcpts is None:
         raise ValueError("give a sender and recipients (only an email Message carries its own)")
+    return OutgoingMessage(sender, rcpts, body_source(body))
+
+
+def body_source(body: Body) -> BodySource:
+    """The chunks of any supported body, with its size when that is known without reading."""
+    single_use = is_file = False
+    if isinstance(body, email.message.Message):
+        body = _message_bytes(body, international=False)
     if isinstance(body, str):
         body = body.encode("utf-8")
     if isinstance(body, (bytes, bytearray, memoryview)):
@@ -224,5 +237,4 @@ def prepare_message(
         chunks: Iterable[bytes] = body
         size, eight_bit, single_use = None, None, True
         opener = lambda: (bytes(c) for c in chunks if c)  # noqa: E731
-    source = BodySource(opener, size, eight_bit, single_use=single_use, file=is_file)
-    return OutgoingMessage(sender, rcpts, source)
+    return BodySource(opener, size, eight_bit, single_use=single_use, file=is_file)

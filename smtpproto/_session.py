@@ -46,7 +46,7 @@ from ._events import (
     Rset,
 )
 from ._limits import Limits
-from ._message import Body, OutgoingMessage, prepare_message
+from ._message import Body, OutgoingMessage, body_source, prepare_message
 from ._results import RecipientResult, SendResult
 from ._state import State
 
@@ -119,9 +119,9 @@ class Session(Channel):
         options = _Options(ret, envid, tuple(notify) if notify else None, requiretls, mt_priority)
         # Bad input is a ValueError now, before the operation has started, so the connection
         # stays usable: nothing has been written.
-        MailFrom(message.sender, ret=ret, envid=envid, mt_priority=mt_priority)  # type: ignore[arg-type]
-        for rcpt in message.recipients:
-            RcptTo(rcpt, notify=options.notify)
+        # (The addresses were checked when the OutgoingMessage was made; these check the options.)
+        MailFrom("", ret=ret, envid=envid, mt_priority=mt_priority)  # type: ignore[arg-type]
+        RcptTo("postmaster", notify=options.notify)
         return self._guarded(self._send_message(message, options))
 
     def _send_message(self, message: OutgoingMessage, options: _Options) -> Operation[SendResult]:
@@ -379,7 +379,7 @@ class Session(Channel):
                 yield from self.command(Rset())
                 raise DataRefused("the server refused DATA", reply)
             staged.data_started = True
-        source = prepare_message(content, "", ["-"])
+        source = body_source(content)
         try:
             for chunk in source.chunks():
                 yield from self._send(MessageData(chunk))

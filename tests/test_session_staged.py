@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -323,3 +324,24 @@ def test_C14_quit_after_reopening_sends_QUIT() -> None:
     run(session.quit(), [Expect.close()])
     run(session.open("mx.example.net", 25, tls=TLSMode.NONE), greeted())
     run(session.quit(), [Expect.send(b"QUIT\r\n"), Reply(b"221 bye\r\n"), Expect.close()])
+
+
+def test_staged_append_of_an_email_Message_keeps_Bcc_out_of_the_content() -> None:
+    message = EmailMessage()
+    message["Subject"] = "hello"
+    message["Bcc"] = "hidden@example.net"
+    message.set_content("hi\n")
+    session = open_session("8BITMIME")
+    run(
+        session.create_message(SENDER),
+        [Expect.send(b"MAIL FROM:<alice@example.org> BODY=8BITMIME\r\n"), Reply(OK)],
+    )
+    run(session.add_recipient(BOB), [Expect.send(b"RCPT TO:<bob@example.net>\r\n"), Reply(OK)])
+    sent: list[bytes] = []
+    run(
+        session.append_message(message),
+        [Expect.send(b"DATA\r\n"), Reply(GO), Expect.send(sent.append)],
+    )
+    assert b"Subject: hello\r\n" in sent[0]
+    assert b"hidden" not in sent[0]
+    assert message["Bcc"] == "hidden@example.net"  # the caller's object is left alone
