@@ -212,10 +212,13 @@ class ClientConnection:
                     "the server sent data after its 220 to STARTTLS", line=self._buffer.take_all()
                 )
             return PAUSED
+        pending = self._pending
+        limits = self.limits
         while True:
-            limit = self.limits.max_line_length
-            if self._pending and self._pending[0].kind in _AUTH_KINDS:
-                limit = self.limits.max_auth_line_length
+            if pending and pending[0].kind in _AUTH_KINDS:
+                limit = limits.max_auth_line_length
+            else:
+                limit = limits.max_line_length
             line = self._buffer.next_line(limit)
             if line is None:
                 if self._eof:
@@ -244,7 +247,7 @@ class ClientConnection:
                 return Reply(code, texts)
         else:
             kind = pending.kind
-        outcome = _outcome(code)
+        outcome = _OUTCOMES[code // 100]
         if outcome is Outcome.INTERMEDIATE and kind not in INTERMEDIATE_ALLOWED:
             raise RemoteProtocolError(f"unexpected {code} reply to {kind}")
         if outcome is Outcome.POSITIVE and kind in POSITIVE_REFUSED:
@@ -254,12 +257,16 @@ class ClientConnection:
         enhanced = None
         if kind not in _NO_ENHANCED_STATUS:
             enhanced = parse_enhanced_status(code, texts[0])[0]
-        command = pending.command if pending else None
-        reply = Reply(code, texts, enhanced, command)
-        if pending is not None and self._answered(pending):
-            self._pending.popleft()
-            self._group_enders -= kind not in GROUP_CONTINUABLE
-        _REPLY_EFFECTS.get(kind, _no_effect)(self, reply, pending)
+        if pending is None:
+            reply = Reply(code, texts, enhanced)
+        else:
+            reply = Reply(code, texts, enhanced, pending.command)
+            if not self.lmtp or self._answered(pending):
+                self._pending.popleft()
+                self._group_enders -= kind not in GROUP_CONTINUABLE
+        effect = _REPLY_EFFECTS.get(kind)
+        if effect is not None:
+            effect(self, reply, pending)
         if self.lmtp and kind in _LMTP_DATA_END:
             # LMTP's replies to the end of data are per recipient: one refusal is not a refused
             # chunk, and the transaction is over either way.
@@ -272,8 +279,8 @@ class ClientConnection:
         return reply
 
     def _answered(self, pending: _Pending) -> bool:
-        """Count one reply against ``pending``; True when it has had all its replies."""
-        if self.lmtp and pending.kind in _LMTP_DATA_END:
+        """Count one LMTP reply against ``pending``; True when it has had all its replies."""
+        if pending.kind in _LMTP_DATA_END:
             # LMTP answers the end of data once per accepted recipient (RFC 2033 §4.2).
             if not pending.replies_left:
                 transaction = pending.transaction
@@ -506,12 +513,13 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _outcome(code: int) -> Outcome:
-    if code < 300:
-        return Outcome.POSITIVE
-    if code < 400:
-        return Outcome.INTERMEDIATE
-    return Outcome.NEGATIVE
+# What a reply code's first digit means to the state tables.
+_OUTCOMES: Mapping[int, Outcome] = {
+    2: Outcome.POSITIVE,
+    3: Outcome.INTERMEDIATE,
+    4: Outcome.NEGATIVE,
+    5: Outcome.NEGATIVE,
+}
 
 
 _Renderer = Callable[[ClientConnection, Command], bytes]
@@ -539,10 +547,6 @@ _RENDERERS: Mapping[str, _Renderer] = {
 # -- what a reply changes besides the state ----------------------------------------------------
 
 _Effect = Callable[[ClientConnection, Reply, "_Pending | None"], None]
-
-
-def _no_effect(conn: ClientConnection, reply: Reply, pending: _Pending | None) -> None:
-    return None
 
 
 def _hello_effect(conn: ClientConnection, reply: Reply, pending: _Pending | None) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ._addresses import check_text_argument, ehlo_domain, format_mailbox, is_postmaster
+from ._frozen import fast_init
 from ._replies import EnhancedStatus, parse_enhanced_status
 from ._xtext import check_esmtp_keyword, check_esmtp_value, xtext_encode
 
@@ -34,6 +35,7 @@ __all__ = [
     "Rset",
     "StartTLS",
     "Vrfy",
+    "check_dsn_options",
 ]
 
 BodyType = Literal["7BIT", "8BITMIME", "BINARYMIME"]
@@ -59,6 +61,37 @@ def _check_extra(extra: tuple[tuple[str, str | None], ...]) -> None:
             check_esmtp_value(value)
 
 
+def check_dsn_options(
+    ret: str | None,
+    envid: str | None,
+    notify: tuple[str, ...] | None,
+    mt_priority: int | None,
+) -> None:
+    """Raise ``ValueError`` for a bad RET, ENVID, NOTIFY or MT-PRIORITY value (``None``: absent).
+
+    Used by the events, and by ``send_message`` to refuse bad options before anything is sent.
+    """
+    if ret is not None and ret not in _RET_VALUES:
+        raise ValueError(f"RET must be FULL or HDRS, got {ret!r}")
+    if envid is not None:
+        if not envid:
+            raise ValueError("ENVID must not be empty")
+        if len(xtext_encode(envid)) > _MAX_ENVID:
+            raise ValueError(f"ENVID is longer than {_MAX_ENVID} characters once xtext-encoded")
+    if notify is not None:
+        conditions = set(notify)
+        if not conditions or len(conditions) != len(notify):
+            raise ValueError("NOTIFY needs one or more distinct conditions")
+        if "NEVER" in conditions:
+            if len(conditions) != 1:
+                raise ValueError("NOTIFY=NEVER cannot be combined with other conditions")
+        elif not conditions <= _NOTIFY_CONDITIONS:
+            raise ValueError(f"NOTIFY conditions must be NEVER or {sorted(_NOTIFY_CONDITIONS)}")
+    if mt_priority is not None and not -9 <= mt_priority <= 9:
+        raise ValueError(f"MT-PRIORITY must be between -9 and 9, got {mt_priority}")
+
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Ehlo:
     """``EHLO`` with ``hostname`` or, when ``None``, the connection's ``local_hostname``."""
@@ -69,6 +102,7 @@ class Ehlo:
         _check_hostname(self.hostname)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Helo:
     """``HELO``: the fallback for servers that do not understand ``EHLO`` (checklist G4)."""
@@ -79,6 +113,7 @@ class Helo:
         _check_hostname(self.hostname)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Lhlo:
     """``LHLO``: the LMTP greeting (RFC 2033); only on an ``lmtp=True`` connection."""
@@ -89,11 +124,13 @@ class Lhlo:
         _check_hostname(self.hostname)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StartTLS:
     """``STARTTLS`` (RFC 3207); after its 220 the connection pauses until TLS is up."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Auth:
     """``AUTH mechanism [initial-response]`` (RFC 4954).
@@ -108,6 +145,7 @@ class Auth:
         check_esmtp_keyword(self.mechanism)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AuthResponse:
     """The answer to a ``334`` challenge: raw bytes (sent base64-encoded), or a cancel (``*``)."""
@@ -116,6 +154,7 @@ class AuthResponse:
     cancel: bool = False
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MailFrom:
     """``MAIL FROM:<sender>`` with typed ESMTP parameters.
@@ -142,20 +181,15 @@ class MailFrom:
             raise ValueError(f"SIZE must not be negative, got {self.size}")
         if self.body is not None and self.body not in _BODY_TYPES:
             raise ValueError(f"BODY must be one of {sorted(_BODY_TYPES)}, got {self.body!r}")
-        if self.ret is not None and self.ret not in _RET_VALUES:
-            raise ValueError(f"RET must be FULL or HDRS, got {self.ret!r}")
-        if self.envid is not None:
-            if not self.envid:
-                raise ValueError("ENVID must not be empty")
-            if len(xtext_encode(self.envid)) > _MAX_ENVID:
-                raise ValueError(f"ENVID is longer than {_MAX_ENVID} characters once xtext-encoded")
+        if self.ret is not None or self.envid is not None or self.mt_priority is not None:
+            check_dsn_options(self.ret, self.envid, None, self.mt_priority)
         if self.auth is not None and self.auth != "<>":
             format_mailbox(self.auth)
-        if self.mt_priority is not None and not -9 <= self.mt_priority <= 9:
-            raise ValueError(f"MT-PRIORITY must be between -9 and 9, got {self.mt_priority}")
-        _check_extra(self.extra)
+        if self.extra:
+            _check_extra(self.extra)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RcptTo:
     """``RCPT TO:<recipient>`` with the DSN parameters (RFC 3461).
@@ -174,14 +208,7 @@ class RcptTo:
         if not is_postmaster(self.recipient):
             format_mailbox(self.recipient)
         if self.notify is not None:
-            conditions = set(self.notify)
-            if not conditions or len(conditions) != len(self.notify):
-                raise ValueError("NOTIFY needs one or more distinct conditions")
-            if "NEVER" in conditions:
-                if len(conditions) != 1:
-                    raise ValueError("NOTIFY=NEVER cannot be combined with other conditions")
-            elif not conditions <= _NOTIFY_CONDITIONS:
-                raise ValueError(f"NOTIFY conditions must be NEVER or {sorted(_NOTIFY_CONDITIONS)}")
+            check_dsn_options(None, None, self.notify, None)
         if self.orcpt is not None:
             check_esmtp_keyword(self.orcpt_type)
             if not self.orcpt:
@@ -189,14 +216,17 @@ class RcptTo:
             encoded = f"{self.orcpt_type};{xtext_encode(self.orcpt)}"
             if len(encoded) > _MAX_ORCPT:
                 raise ValueError(f"ORCPT is longer than {_MAX_ORCPT} characters once encoded")
-        _check_extra(self.extra)
+        if self.extra:
+            _check_extra(self.extra)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Data:
     """``DATA``: after its 354, send ``MessageData`` events and one ``EndOfMessage``."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MessageData:
     """A piece of message content; line endings are normalised and dots stuffed on the way out."""
@@ -204,11 +234,13 @@ class MessageData:
     data: bytes = field(repr=False)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class EndOfMessage:
     """The end of the content: ``.`` on a line of its own (a CRLF is added first when needed)."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Bdat:
     """``BDAT <len> [LAST]`` followed by exactly the chunk's octets (RFC 3030)."""
@@ -217,16 +249,19 @@ class Bdat:
     last: bool = False
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Rset:
     """``RSET``: abort the mail transaction."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Noop:
     """``NOOP``."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Vrfy:
     """``VRFY <string>``."""
@@ -237,6 +272,7 @@ class Vrfy:
         check_text_argument(self.string, "VRFY argument")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Quit:
     """``QUIT``: the last command of a session (checklist C14)."""
@@ -262,6 +298,7 @@ Command = (
 )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Reply:
     """A complete server reply.
@@ -308,6 +345,7 @@ class Reply:
         return self.code >= 500
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ConnectionClosed:
     """The server closed the connection.  ``unanswered`` lists the commands that got no reply:

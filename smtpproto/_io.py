@@ -11,6 +11,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from ._frozen import fast_init
+
 __all__ = [
     "Close",
     "Connect",
@@ -37,6 +39,7 @@ class TLSMode(enum.Enum):
     NONE = "none"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Connect:
     """Open a TCP connection (wrapped in TLS at once when ``implicit_tls``).
@@ -52,6 +55,7 @@ class Connect:
     verify: bool = True
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Send:
     """Write all of ``data`` within ``timeout`` seconds."""
@@ -61,6 +65,7 @@ class Send:
     phase: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Receive:
     """Read some bytes (``b""`` at the end of the stream).
@@ -75,6 +80,7 @@ class Receive:
     fresh: bool = True
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StartTLSHandshake:
     """Upgrade the connection to TLS after the 220 to STARTTLS.
@@ -88,11 +94,13 @@ class StartTLSHandshake:
     verify: bool = True
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Close:
     """Close the connection (no reply expected)."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ResolveMX:
     """Look up the MX records of ``domain``; the result is a ``DNSAnswer``."""
@@ -100,6 +108,7 @@ class ResolveMX:
     domain: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ResolveAddresses:
     """Look up the A/AAAA records of ``host``; the result is a ``DNSAnswer``."""

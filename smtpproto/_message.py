@@ -74,6 +74,8 @@ class OutgoingMessage:
     sender: str
     recipients: list[str]
     body: BodySource = field(repr=False)
+    #: An address needs SMTPUTF8 (RFC 6531); worked out once, when the addresses are checked.
+    smtputf8: bool = field(init=False, repr=False, compare=False)
 
     @property
     def size(self) -> int | None:
@@ -91,11 +93,6 @@ class OutgoingMessage:
     def single_reader(self) -> bool:
         return self.body.single_reader
 
-    @property
-    def smtputf8(self) -> bool:
-        """An address needs SMTPUTF8 (RFC 6531)."""
-        return any(needs_smtputf8(a) for a in [self.sender, *self.recipients])
-
     def chunks(self) -> Iterator[bytes]:
         return self.body.chunks()
 
@@ -108,6 +105,8 @@ class OutgoingMessage:
         for rcpt in self.recipients:
             if not is_postmaster(rcpt):
                 format_mailbox(rcpt)
+        smtputf8 = needs_smtputf8(self.sender) or any(map(needs_smtputf8, self.recipients))
+        object.__setattr__(self, "smtputf8", smtputf8)  # a frozen dataclass's own field
 
     def with_recipients(self, recipients: Iterable[str]) -> OutgoingMessage:
         """The same message (same body source) for other recipients."""

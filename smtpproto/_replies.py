@@ -7,7 +7,6 @@ slice, two dict lookups and a decode; no regular expressions.
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 
@@ -28,8 +27,13 @@ _CRLF_LENGTH = 2
 _STATUS_CLASSES = frozenset({2, 4, 5})
 # What a status must start with, by reply class: its class must match the reply's (RFC 2034 §4).
 _STATUS_PREFIXES = {klass: f"{klass}." for klass in _STATUS_CLASSES}
-# "c.s.d" then a space or the end; ASCII digits only ("\d" would take "²"), 1-3 of them.
-_STATUS = re.compile(r"[245]\.([0-9]{1,3})\.([0-9]{1,3})(?: |\Z)")
+# "c.s.d": ASCII digits only ("\d" would take "²"), 1-3 of them; a space or the end follows.
+_STATUS = re.compile(r"[245]\.([0-9]{1,3})\.([0-9]{1,3})")
+_LONGEST_STATUS = len("5.999.999")
+# Servers repeat a handful of statuses: each distinct one is parsed once and its (immutable)
+# object shared.  Bounded, so a server inventing new ones costs a parse each, never memory.
+_KNOWN_STATUSES: dict[str, EnhancedStatus] = {}
+_MAX_KNOWN_STATUSES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +65,18 @@ def parse_enhanced_status(code: int, text: str) -> tuple[EnhancedStatus | None, 
     klass = code // 100
     if klass not in _STATUS_CLASSES or not text.startswith(_STATUS_PREFIXES[klass]):
         return None, text
-    match = _STATUS.match(text)
-    if match is None:
-        return None, text
-    return _status(klass, int(match[1]), int(match[2])), text[match.end() :]
-
-
-@functools.lru_cache(maxsize=512)
-def _status(klass: int, subject: int, detail: int) -> EnhancedStatus:
-    # Servers repeat a handful of codes: share the (immutable) objects instead of rebuilding.
-    return EnhancedStatus(klass, subject, detail)
+    token, _, rest = text.partition(" ")
+    status = _KNOWN_STATUSES.get(token)
+    if status is None:
+        if len(token) > _LONGEST_STATUS:
+            return None, text
+        match = _STATUS.fullmatch(token)
+        if match is None:
+            return None, text
+        status = EnhancedStatus(klass, int(match[1]), int(match[2]))
+        if len(_KNOWN_STATUSES) < _MAX_KNOWN_STATUSES:
+            _KNOWN_STATUSES[token] = status
+    return status, rest
 
 
 def _bad_code(line: bytes) -> RemoteProtocolError:

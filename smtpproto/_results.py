@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ._events import Reply
+from ._frozen import fast_init
 
 __all__ = ["RecipientResult", "SendResult"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RecipientResult:
     """One recipient's fate.
@@ -36,6 +38,7 @@ class RecipientResult:
         return not self.delivered and self.reply.is_permanent
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SendResult:
     """The outcome of one message: a result per recipient, in the order given."""

@@ -44,6 +44,7 @@ from ._events import (
     RcptTo,
     Reply,
     Rset,
+    check_dsn_options,
 )
 from ._limits import Limits
 from ._message import Body, OutgoingMessage, body_source, prepare_message
@@ -118,10 +119,8 @@ class Session(Channel):
             message = message.with_recipients(recipients)
         options = _Options(ret, envid, tuple(notify) if notify else None, requiretls, mt_priority)
         # Bad input is a ValueError now, before the operation has started, so the connection
-        # stays usable: nothing has been written.
-        # (The addresses were checked when the OutgoingMessage was made; these check the options.)
-        MailFrom("", ret=ret, envid=envid, mt_priority=mt_priority)  # type: ignore[arg-type]
-        RcptTo("postmaster", notify=options.notify)
+        # stays usable: nothing has been written.  (The OutgoingMessage checked the addresses.)
+        check_dsn_options(ret, envid, options.notify, mt_priority)
         return self._guarded(self._send_message(message, options))
 
     def _send_message(self, message: OutgoingMessage, options: _Options) -> Operation[SendResult]:

@@ -45,9 +45,16 @@ _EXTRA = _Param("", lambda e: True, "", 0)
 
 
 def _line(command: str, params: list[tuple[_Param, str]], extensions: Extensions) -> bytes:
+    if not params:  # the common case: a bare path
+        line = f"{command}\r\n".encode()
+        if len(line) > COMMAND_LINE_LIMIT:
+            raise LocalProtocolError(
+                f"the command line is {len(line)} octets, over the {COMMAND_LINE_LIMIT} limit"
+            )
+        return line
     limit = COMMAND_LINE_LIMIT
     parts = [command]
-    if params and not extensions.esmtp:
+    if not extensions.esmtp:
         raise LocalProtocolError("ESMTP parameters cannot be sent after HELO (RFC 5321 §4.1.1.1)")
     for param, text in params:
         if not param.needs(extensions):
@@ -102,7 +109,8 @@ def render_mail(event: MailFrom, extensions: Extensions) -> bytes:
         params.append((_REQUIRETLS, "REQUIRETLS"))
     if event.mt_priority is not None:
         params.append((_MT_PRIORITY, f"MT-PRIORITY={event.mt_priority}"))
-    params += _extra(event.extra)
+    if event.extra:
+        params += _extra(event.extra)
     return _line(f"MAIL FROM:<{path}>", params, extensions)
 
 
@@ -115,5 +123,6 @@ def render_rcpt(event: RcptTo, extensions: Extensions) -> bytes:
         params.append((_NOTIFY, "NOTIFY=" + ",".join(event.notify)))
     if event.orcpt is not None:
         params.append((_ORCPT, f"ORCPT={event.orcpt_type};{xtext_encode(event.orcpt)}"))
-    params += _extra(event.extra)
+    if event.extra:
+        params += _extra(event.extra)
     return _line(f"RCPT TO:<{path}>", params, extensions)
