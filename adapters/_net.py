@@ -53,7 +53,9 @@ class ReplyClock:
 
     def remaining(self, request: Receive) -> float | None:
         if request.fresh:
-            self._deadline = None if request.timeout is None else self._now() + request.timeout
+            timeout = request.timeout
+            self._deadline = None if timeout is None else self._now() + timeout
+            return timeout
         if self._deadline is None:
             return None
         return max(0.0, self._deadline - self._now())

@@ -11,6 +11,7 @@ import asyncio
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
@@ -86,9 +87,10 @@ class _Driver:
     ) -> None:
         self.ssl_context = ssl_context
         self.resolver = resolver
-        self.clock = ReplyClock(lambda: asyncio.get_running_loop().time())
+        self.clock = ReplyClock(time.monotonic)  # the clock of asyncio's default loops
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.failed = False
+        self.wrote_last = False  # the last request was a Send
 
     async def run(self, op: Operation[T]) -> T:
         value: Any = None
@@ -110,18 +112,27 @@ class _Driver:
             raise
 
     async def perform(self, request: IORequest) -> Any:
-        if isinstance(request, Send):
+        if type(request) is Send:
             writer = self._streams(request.phase)[1]
+            if self.wrote_last:
+                # Writes in a row (a long message): let other tasks run, and see cancellation.
+                await asyncio.sleep(0)
+            self.wrote_last = True
             try:
                 writer.write(request.data)
-                await _within(request.timeout, _drain(writer))
+                transport = writer.transport
+                # Mostly the socket takes it all at once: then there is nothing to wait for.
+                # Otherwise wait (bounded) for room; drain() also reports a lost connection.
+                if transport.get_write_buffer_size() or transport.is_closing():
+                    await _within(request.timeout, writer.drain())
             except TimeoutError:
                 raise SMTPTimeoutError(request.phase, request.timeout) from None
             except OSError as exc:
                 raise ConnectionLostError(request.phase, str(exc)) from None
             return None
-        if isinstance(request, Receive):
+        if type(request) is Receive:
             reader = self._streams(request.phase)[0]
+            self.wrote_last = False
             try:
                 timeout = self.clock.remaining(request)
                 return await _within(timeout, reader.read(RECEIVE_SIZE))
@@ -235,16 +246,6 @@ async def _within(timeout: float | None, awaitable: Awaitable[T]) -> T:
         return await asyncio.wait_for(awaitable, timeout)
     except asyncio.TimeoutError:  # a distinct class before 3.11
         raise TimeoutError from None
-
-
-async def _drain(writer: asyncio.StreamWriter) -> None:
-    """Wait until the write buffer is low again, and always let other tasks run.
-
-    ``drain()`` returns at once while the buffer is below its limit, so a long message sent
-    to a fast reader would otherwise hold the event loop (and not see cancellation) throughout.
-    """
-    await writer.drain()
-    await asyncio.sleep(0)
 
 
 async def _start_tls(

@@ -237,7 +237,7 @@ class _Driver:
             raise
 
     def perform(self, request: IORequest) -> Any:
-        if isinstance(request, Send):
+        if type(request) is Send:
             sock = self._socket(request.phase)
             try:
                 sock.settimeout(request.timeout)
@@ -247,7 +247,7 @@ class _Driver:
             except OSError as exc:
                 raise ConnectionLostError(request.phase, str(exc)) from None
             return None
-        if isinstance(request, Receive):
+        if type(request) is Receive:
             sock = self._socket(request.phase)
             timeout = self.clock.remaining(request)
             try:

@@ -49,7 +49,7 @@ from ._events import (
 )
 from ._io import Close, Connect, IORequest, Receive, Send, StartTLSHandshake, TLSMode
 from ._limits import Limits
-from ._transcript import log_reply, log_sent
+from ._transcript import log_reply, log_sent, transcript_enabled
 from ._wire import COMMAND_LINE_LIMIT
 
 __all__ = ["DEFAULT_PORTS", "FATAL_ERRORS", "HELO_FALLBACK_CODES", "Channel", "Operation"]
@@ -91,7 +91,8 @@ class Channel(abc.ABC):
             "limits": limits,
             "timeouts": timeouts,
         }
-        self.conn = ClientConnection(**self._conn_options)
+        self.conn = ClientConnection(**self._conn_options)  # checks the options now
+        self._conn_unused = True  # ...and serves the first open() too
         self.connect_timeout = connect_timeout
         self.server_hostname = ""
         self.tls_verified = False
@@ -108,34 +109,45 @@ class Channel(abc.ABC):
     # -- low-level steps ---------------------------------------------------------------------
 
     def _send(self, *events: Command) -> Operation[None]:
-        wires = []
-        for event in events:
-            wire = self.conn.send(event)
-            log_sent(event, wire)
-            wires.append(wire)
-        data = b"".join(wires)
+        conn = self.conn
+        wires = [conn.send(event) for event in events]
+        if transcript_enabled():  # only what is really about to be written
+            for event, wire in zip(events, wires, strict=True):
+                log_sent(event, wire)
+        data = wires[0] if len(wires) == 1 else b"".join(wires)
         if data:  # a chunk may encode to nothing yet (a CR held back for its LF)
-            yield Send(data, self.conn.timeouts["DATA-BLOCK"], kind_of(events[-1]))
+            yield Send(data, conn.timeouts["DATA-BLOCK"], kind_of(events[-1]))
+
+    def _next_reply(self) -> Reply | None:
+        """The next reply if it has arrived whole, else ``None`` (read more, then ask again).
+
+        Plain, not a generator: replies to a pipelined group mostly arrive together, and the
+        second and later ones cost no I/O request.
+        """
+        event = self.conn.next_event()
+        if type(event) is Reply:
+            log_reply(event)
+            if event.code == 421:
+                # The server is closing the session (C15): everything outstanding failed
+                # temporarily, and nothing more can be said on this connection.
+                raise ServiceClosing("the server is closing the connection", event)
+            return event
+        if type(event) is ConnectionClosed:
+            unanswered = event.unanswered
+            phase = kind_of(unanswered[0]) if unanswered else "GREETING"
+            raise ConnectionLostError(phase, "the server closed the connection")
+        # PAUSED only follows a 220 to STARTTLS, which _starttls reads itself.
+        assert event is NEED_DATA
+        return None
 
     def _read_reply(self) -> Operation[Reply]:
+        conn = self.conn
         fresh = True  # the first read of this reply starts its deadline
-        while True:
-            phase = self.conn.awaiting or "GREETING"
-            event = self.conn.next_event()
-            if isinstance(event, Reply):
-                log_reply(event)
-                if event.code == 421:
-                    # The server is closing the session (C15): everything outstanding failed
-                    # temporarily, and nothing more can be said on this connection.
-                    raise ServiceClosing("the server is closing the connection", event)
-                return event
-            if isinstance(event, ConnectionClosed):
-                raise ConnectionLostError(phase, "the server closed the connection")
-            # PAUSED only follows a 220 to STARTTLS, which _starttls reads itself.
-            assert event is NEED_DATA
-            data = yield Receive(self.conn.recommended_timeout, phase, fresh)
+        while (reply := self._next_reply()) is None:
+            phase = conn.awaiting or "GREETING"
+            conn.receive_data((yield Receive(conn.recommended_timeout, phase, fresh)))
             fresh = False
-            self.conn.receive_data(data)
+        return reply
 
     def command(self, event: Command) -> Operation[Reply]:
         """Send one command and return its reply (any code: deciding is the caller's job)."""
@@ -188,7 +200,9 @@ class Channel(abc.ABC):
         self, host: str, port: int | None, tls: TLSMode, server_hostname: str | None, verify: bool
     ) -> Operation[Reply]:
         implicit = tls is TLSMode.IMPLICIT
-        self.conn = ClientConnection(tls=implicit, **self._conn_options)
+        if implicit or not self._conn_unused:
+            self.conn = ClientConnection(tls=implicit, **self._conn_options)
+        self._conn_unused = False
         self._forget_message()
         self.server_hostname = server_hostname or host
         yield Connect(

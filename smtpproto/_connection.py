@@ -108,6 +108,17 @@ def kind_of(event: Command) -> str:
     return _KINDS[type(event)]
 
 
+# Looking a member up on an Enum class costs about 0.2 µs on CPython 3.11; the hot paths use
+# these module-level names instead.
+_ERROR, _GREETING, _TLS_PAUSED = State.ERROR, State.GREETING, State.TLS_PAUSED
+_SENDING_CONTENT = frozenset({State.MESSAGE, State.BDAT})
+_POSITIVE, _INTERMEDIATE = Outcome.POSITIVE, Outcome.INTERMEDIATE
+
+# Immutable, so one instance serves every connection.
+_DEFAULT_LIMITS = Limits()
+_NO_EXTENSIONS = Extensions()
+
+
 class _Transaction:
     """What the machine must remember about one mail transaction."""
 
@@ -150,13 +161,15 @@ class ClientConnection:
     ) -> None:
         self.local_hostname = ehlo_domain(local_hostname)
         self.lmtp = lmtp
-        self.limits = limits or Limits()
-        unknown = set(timeouts or ()) - set(TIMEOUTS)
-        if unknown:
-            raise ValueError(f"unknown timeout names: {sorted(unknown)}")
-        self.timeouts: Mapping[str, float] = {**TIMEOUTS, **(timeouts or {})}
+        self.limits = limits or _DEFAULT_LIMITS
+        self.timeouts: Mapping[str, float] = TIMEOUTS
+        if timeouts:
+            unknown = set(timeouts) - set(TIMEOUTS)
+            if unknown:
+                raise ValueError(f"unknown timeout names: {sorted(unknown)}")
+            self.timeouts = {**TIMEOUTS, **timeouts}
         self.state = State.GREETING
-        self.extensions = Extensions()
+        self.extensions = _NO_EXTENSIONS
         #: The transport is encrypted: implicit TLS from the start, or STARTTLS done.
         self.tls = tls
         self.authenticated = False
@@ -191,7 +204,7 @@ class ClientConnection:
 
     def next_event(self) -> Event:
         """The next thing the server said: a ``Reply``, ``ConnectionClosed``, or a sentinel."""
-        if self.state is State.ERROR:
+        if self.state is _ERROR:
             raise self._error_class("the connection is in the ERROR state")
         if self._ready_replies:
             return self._ready_replies.popleft()
@@ -202,7 +215,7 @@ class ClientConnection:
             raise
 
     def _next_event(self) -> Event:
-        if self.state is State.TLS_PAUSED:
+        if self.state is _TLS_PAUSED:
             if self._eof:  # the server hung up instead of starting TLS
                 return self._closed()
             if len(self._buffer):
@@ -239,7 +252,7 @@ class ClientConnection:
         pending = self._pending[0] if self._pending else None
         if pending is None:
             kind = "GREETING"
-            if self.state is not State.GREETING:
+            if self.state is not _GREETING:
                 if code != 421:
                     raise RemoteProtocolError(f"reply {code} with no command outstanding")
                 # A server may announce its shutdown at any moment (checklist C15).
@@ -248,9 +261,9 @@ class ClientConnection:
         else:
             kind = pending.kind
         outcome = _OUTCOMES[code // 100]
-        if outcome is Outcome.INTERMEDIATE and kind not in INTERMEDIATE_ALLOWED:
+        if outcome is _INTERMEDIATE and kind not in INTERMEDIATE_ALLOWED:
             raise RemoteProtocolError(f"unexpected {code} reply to {kind}")
-        if outcome is Outcome.POSITIVE and kind in POSITIVE_REFUSED:
+        if outcome is _POSITIVE and kind in POSITIVE_REFUSED:
             raise RemoteProtocolError(
                 f"{kind} got {code}; it must be answered with 354 or an error"
             )
@@ -308,7 +321,7 @@ class ClientConnection:
             self._fail(LocalProtocolError)
             raise LocalProtocolError("tls_established() is only valid after a 220 to STARTTLS")
         self.tls = True
-        self.extensions = Extensions()
+        self.extensions = _NO_EXTENSIONS
         self.authenticated = False
         self.state = State.CONNECTED
 
@@ -320,22 +333,21 @@ class ClientConnection:
         Raises ``LocalProtocolError`` (and enters ``ERROR``) if ``event`` is not allowed now.
         """
         try:
-            return self._send(event)
+            kind = _KINDS.get(type(event)) or kind_of(event)
+            after = SEND_TRANSITIONS.get((self.state, kind))
+            if after is None:
+                raise LocalProtocolError(f"cannot send {kind} in state {self.state.value}")
+            pending = self._pending
+            if pending and not (self.extensions.pipelining and not self._group_enders):
+                raise LocalProtocolError(
+                    f"cannot send {kind} before the reply to {pending[-1].kind}"
+                )
+            data = _RENDERERS[kind](self, event)
         except LocalProtocolError:
             self._fail(LocalProtocolError)
             raise
-
-    def _send(self, event: Command) -> bytes:
-        kind = kind_of(event)
-        after = SEND_TRANSITIONS.get((self.state, kind))
-        if after is None:
-            raise LocalProtocolError(f"cannot send {kind} in state {self.state.value}")
-        if self._pending and not (self.extensions.pipelining and not self._group_enders):
-            waiting = self._pending[-1].kind
-            raise LocalProtocolError(f"cannot send {kind} before the reply to {waiting}")
-        data = _RENDERERS[kind](self, event)
         if kind != "MESSAGE-DATA":
-            self._pending.append(_Pending(event, kind, self._transaction))
+            pending.append(_Pending(event, kind, self._transaction))
             self._group_enders += kind not in GROUP_CONTINUABLE
         self.state = after
         return data
@@ -358,9 +370,9 @@ class ClientConnection:
         """
         if self._pending:
             return self.timeouts[self._pending[0].kind]
-        if self.state is State.GREETING:
+        if self.state is _GREETING:
             return self.timeouts["GREETING"]
-        if self.state in (State.MESSAGE, State.BDAT):
+        if self.state in _SENDING_CONTENT:
             return self.timeouts["DATA-BLOCK"]
         return None
 
@@ -555,7 +567,7 @@ def _hello_effect(conn: ClientConnection, reply: Reply, pending: _Pending | None
     assert pending is not None
     conn.authenticated = False
     if pending.kind == "HELO":
-        conn.extensions = Extensions()
+        conn.extensions = _NO_EXTENSIONS
     else:
         conn.extensions = parse_ehlo(reply.lines)
 

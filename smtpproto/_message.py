@@ -152,6 +152,8 @@ def _message_bytes(message: email.message.Message, international: bool) -> bytes
 
 
 def _chunks_of(data: bytes) -> Callable[[], Iterator[bytes]]:
+    if len(data) <= CHUNK_SIZE:  # most messages: one chunk, the bytes themselves
+        return lambda: iter((data,) if data else ())
     view = memoryview(data)
 
     def chunks() -> Iterator[bytes]:

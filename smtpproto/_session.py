@@ -65,6 +65,9 @@ __all__ = [
 PIPELINE_GROUP = 50
 # An in-memory body up to this size goes in the same flight as MAIL and RCPT with CHUNKING.
 ONE_FLIGHT_BDAT_LIMIT = 8 << 20
+# Commands without arguments are all alike: one instance each serves every message.
+_DATA = Data()
+_END_OF_MESSAGE = EndOfMessage()
 
 
 class Session(Channel):
@@ -186,26 +189,26 @@ class Session(Channel):
     def _transaction(
         self, message: OutgoingMessage, recipients: list[str], options: _Options
     ) -> Operation[dict[str, RecipientResult]]:
+        ext = self.conn.extensions
         mail = self._mail_command(message, options)
-        notify = options.notify if self.conn.extensions.dsn else None
-        rcpts = [RcptTo(r, notify=notify) for r in recipients]
+        notify = options.notify if ext.dsn else None
+        commands: list[Command] = [mail, *[RcptTo(r, notify) for r in recipients]]
         one_flight = self._one_flight_body(message)
-        tail: list[Command] = []
-        if self.conn.extensions.pipelining:
-            tail = [Bdat(one_flight, last=True)] if one_flight is not None else [Data()]
-        replies = yield from self._exchange([mail, *rcpts, *tail])
-        mail_reply, rcpt_replies = replies[0], replies[1 : 1 + len(rcpts)]
-        results = {
-            r: RecipientResult(r, reply, reply.is_positive and mail_reply.is_positive)
-            for r, reply in zip(recipients, rcpt_replies, strict=False)
-        }
-        accepted = [r for r in recipients if r in results and results[r].accepted]
-        tail_reply = replies[-1] if tail else None
+        pipelined_tail = ext.pipelining
+        if pipelined_tail:
+            commands.append(Bdat(one_flight, last=True) if one_flight is not None else _DATA)
+        replies = yield from self._exchange(commands)
+        mail_reply = replies[0]
+        rcpt_replies = replies[1 : 1 + len(recipients)]
+        # Short of replies only when MAIL was refused without PIPELINING (no RCPT was sent).
+        pairs = zip(recipients, rcpt_replies, strict=False)
+        accepted = [r for r, reply in pairs if reply.is_positive]
+        tail_reply = replies[-1] if pipelined_tail else None
         if not mail_reply.is_positive or not accepted:
             yield from self._abandon(tail_reply)
             if not mail_reply.is_positive:
                 raise SenderRefused("the server refused the sender", mail_reply)
-            raise RecipientsRefused({r: results[r].reply for r in recipients})
+            raise RecipientsRefused(dict(zip(recipients, rcpt_replies, strict=True)))
         if one_flight is not None:
             assert tail_reply is not None  # the one-flight BDAT exists only with PIPELINING
             finals = [tail_reply] + (yield from self._lmtp_more(len(accepted)))
@@ -213,7 +216,7 @@ class Session(Channel):
                 yield from self.command(Rset())  # after a refused chunk (RFC 3030 §2)
         else:
             finals = yield from self._send_body(message, tail_reply, len(accepted))
-        return self._final_results(results, accepted, finals)
+        return self._final_results(recipients, rcpt_replies, accepted, finals)
 
     def _exchange(self, commands: list[Command]) -> Operation[list[Reply]]:
         """Send ``commands`` and read their replies, pipelined in bounded groups when allowed."""
@@ -228,7 +231,7 @@ class Session(Channel):
                 group = commands[sent : sent + (PIPELINE_GROUP if pipelining else 1)]
                 yield from self._send(*group)
                 sent += len(group)
-            reply = yield from self._read_reply()
+            reply = self._next_reply() or (yield from self._read_reply())
             replies.append(reply)
             if not pipelining and len(replies) == 1 and not reply.is_positive:
                 break  # MAIL refused: no RCPT is worth sending
@@ -238,7 +241,7 @@ class Session(Channel):
         """End a transaction that will not carry a message, leaving the session usable."""
         if tail_reply is not None and tail_reply.is_intermediate:
             # DATA got 354 although nobody was accepted: end it with a lone dot (RFC 2920 §3.1).
-            yield from self._send(EndOfMessage())
+            yield from self._send(_END_OF_MESSAGE)
             yield from self._read_reply()
         yield from self.command(Rset())
 
@@ -257,7 +260,7 @@ class Session(Channel):
         self, message: OutgoingMessage, data_reply: Reply | None, accepted: int
     ) -> Operation[list[Reply]]:
         if data_reply is None:
-            data_reply = yield from self.command(Data())
+            data_reply = yield from self.command(_DATA)
         if not data_reply.is_intermediate:
             yield from self.command(Rset())
             raise DataRefused("the server refused DATA", data_reply)
@@ -269,7 +272,7 @@ class Session(Channel):
                 if held:
                     yield from self._send(*held)
                 held = [MessageData(chunk)]
-            yield from self._send(*held, EndOfMessage())
+            yield from self._send(*held, _END_OF_MESSAGE)
         except LocalProtocolError as exc:
             # Content the server cannot take (8-bit without 8BITMIME) found mid-stream: the only
             # safe way out of DATA is to drop the connection, so the partial message is discarded.
@@ -287,13 +290,26 @@ class Session(Channel):
         return more
 
     def _final_results(
-        self, results: dict[str, RecipientResult], accepted: list[str], finals: list[Reply]
+        self,
+        recipients: list[str],
+        rcpt_replies: list[Reply],
+        accepted: list[str],
+        finals: list[Reply],
     ) -> dict[str, RecipientResult]:
-        if not self.conn.lmtp:
-            finals = finals[:1] * len(accepted)
-        for rcpt, final in zip(accepted, finals, strict=True):
-            results[rcpt] = RecipientResult(rcpt, final, True, final.is_positive)
-        if not any(results[r].delivered for r in accepted):
+        """Each recipient's result: its RCPT refusal, or the answer to the end of the data
+        (LMTP: one answer per accepted recipient, in order)."""
+        if self.conn.lmtp:
+            final_of = dict(zip(accepted, finals, strict=True))
+        else:
+            final_of = dict.fromkeys(accepted, finals[0])
+        results = {}
+        for rcpt, reply in zip(recipients, rcpt_replies, strict=True):
+            final = final_of.get(rcpt) if reply.is_positive else None
+            if final is None:
+                results[rcpt] = RecipientResult(rcpt, reply, False)
+            else:
+                results[rcpt] = RecipientResult(rcpt, final, True, final.is_positive)
+        if not any(final.is_positive for final in finals):
             raise DataRefused("the server refused the message", finals[0])
         return results
 
@@ -372,7 +388,7 @@ class Session(Channel):
                 raise RecipientsRefused({r.recipient: r.reply for r in staged.results})
             if staged.binary:
                 raise MessageEncodingError("BODY=BINARYMIME content needs send_message (BDAT)")
-            reply = yield from self.command(Data())
+            reply = yield from self.command(_DATA)
             if not reply.is_intermediate:
                 self._staged = None
                 yield from self.command(Rset())
@@ -397,11 +413,12 @@ class Session(Channel):
     def _close_message(self, staged: _Staged) -> Operation[SendResult]:
         if not staged.data_started:
             yield from self._append(staged, b"")
-        yield from self._send(EndOfMessage())
+        yield from self._send(_END_OF_MESSAGE)
         accepted = [r.recipient for r in staged.results if r.accepted]
         finals = [(yield from self._read_reply())] + (yield from self._lmtp_more(len(accepted)))
-        results = {r.recipient: r for r in staged.results}
-        results = self._final_results(results, accepted, finals)
+        recipients = [r.recipient for r in staged.results]
+        replies = [r.reply for r in staged.results]
+        results = self._final_results(recipients, replies, accepted, finals)
         return SendResult(tuple(results.values()))
 
     def _require_staged(self) -> _Staged:

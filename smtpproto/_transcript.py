@@ -32,9 +32,13 @@ def redacted_line(event: Command, wire: bytes) -> str:
     return wire.decode("utf-8", "replace").rstrip("\r\n")
 
 
+def transcript_enabled() -> bool:
+    return TRANSCRIPT_LOGGER.isEnabledFor(logging.DEBUG)
+
+
 def log_sent(event: Command, wire: bytes) -> None:
-    if TRANSCRIPT_LOGGER.isEnabledFor(logging.DEBUG):
-        TRANSCRIPT_LOGGER.debug("C: %s", redacted_line(event, wire))
+    """Log a command about to be written (callers check :func:`transcript_enabled` first)."""
+    TRANSCRIPT_LOGGER.debug("C: %s", redacted_line(event, wire))
 
 
 def log_reply(reply: Reply) -> None:
