@@ -113,7 +113,7 @@ class _Driver:
             raise
 
     async def perform(self, request: IORequest) -> Any:
-        if isinstance(request, Send):
+        if type(request) is Send:
             stream = self._stream(request.phase)
             try:
                 with _deadline(request.timeout):
@@ -123,7 +123,7 @@ class _Driver:
             except BROKEN as exc:
                 raise ConnectionLostError(request.phase, _detail(exc)) from None
             return None
-        if isinstance(request, Receive):
+        if type(request) is Receive:
             stream = self._stream(request.phase)
             try:
                 with _deadline(self.clock.remaining(request)):

@@ -24,8 +24,8 @@ def fast_init(cls: type[T]) -> type[T]:
     namespace: dict[str, Any] = {}
     signature, body = ["self"], []
     for index, param in enumerate(params):
-        if param.default_factory is not dataclasses.MISSING or not param.init or param.kw_only:
-            raise TypeError(f"fast_init does not handle field {param.name!r}")
+        simple = param.default_factory is dataclasses.MISSING and param.init and not param.kw_only
+        assert simple, f"fast_init does not handle field {param.name!r}"
         namespace[f"_set{index}"] = getattr(cls, param.name).__set__
         if param.default is dataclasses.MISSING:
             signature.append(param.name)

@@ -45,13 +45,9 @@ _EXTRA = _Param("", lambda e: True, "", 0)
 
 
 def _line(command: str, params: list[tuple[_Param, str]], extensions: Extensions) -> bytes:
-    if not params:  # the common case: a bare path
-        line = f"{command}\r\n".encode()
-        if len(line) > COMMAND_LINE_LIMIT:
-            raise LocalProtocolError(
-                f"the command line is {len(line)} octets, over the {COMMAND_LINE_LIMIT} limit"
-            )
-        return line
+    if not params:
+        # The common case: a bare path, at most 256 octets (RFC 5321 §4.5.3.1.3), always fits.
+        return f"{command}\r\n".encode()
     limit = COMMAND_LINE_LIMIT
     parts = [command]
     if not extensions.esmtp:

@@ -213,6 +213,13 @@ def test_G7_rcpt_dsn_parameters_need_dsn(event: RcptTo) -> None:
         conn.send(event)
 
 
+def test_G7_rcpt_extra_parameters_are_sent_as_given() -> None:
+    conn = session(b"250-mx.example.net\r\n250 PIPELINING\r\n")
+    conn.send(MailFrom("a@example.org"))
+    rcpt = RcptTo("b@example.net", extra=(("X-TAG", "blue"), ("X-FLAG", None)))
+    assert conn.send(rcpt) == b"RCPT TO:<b@example.net> X-TAG=blue X-FLAG\r\n"
+
+
 # -- a whole transaction ---------------------------------------------------------------------
 
 

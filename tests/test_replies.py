@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smtpproto import _replies
 from smtpproto._errors import RemoteProtocolError
 from smtpproto._receivebuffer import ReceiveBuffer
 from smtpproto._replies import EnhancedStatus, ReplyAssembler, parse_enhanced_status
@@ -246,6 +247,24 @@ def test_enhanced_status_is_split_off(
 )
 def test_no_enhanced_status(code: int, text: str) -> None:
     assert parse_enhanced_status(code, text) == (None, text)
+
+
+def test_enhanced_status_with_an_overlong_token_is_not_a_status() -> None:
+    # "c.sss.ddd" is the longest a status can be; anything longer is ordinary text.
+    assert parse_enhanced_status(250, "2.1.5000 ok") == (None, "2.1.5000 ok")
+    assert parse_enhanced_status(250, "2.100.5000 ok") == (None, "2.100.5000 ok")
+    assert parse_enhanced_status(250, "2.100.5 ok") == (EnhancedStatus(2, 100, 5), "ok")
+
+
+def test_S6_statuses_a_server_invents_are_parsed_without_growing_memory() -> None:
+    # Each distinct status is parsed once and remembered, up to a bound: a server sending a new
+    # one in every reply still gets each parsed correctly, and memory stays bounded.
+    for subject in range(40):
+        for detail in range(40):
+            status, rest = parse_enhanced_status(550, f"5.{subject}.{detail} no")
+            assert status == EnhancedStatus(5, subject, detail)
+            assert rest == "no"
+    assert len(_replies._KNOWN_STATUSES) <= _replies._MAX_KNOWN_STATUSES
 
 
 def test_enhanced_status_str_and_fields() -> None:
