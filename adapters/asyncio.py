@@ -36,6 +36,8 @@ from smtpproto._io import (
     Connect,
     IORequest,
     Receive,
+    ResolveAddresses,
+    ResolveMX,
     Send,
     StartTLSHandshake,
 )
@@ -160,6 +162,7 @@ class _Driver:
             else:
                 await self.drop()
             return None
+        assert isinstance(request, (ResolveMX, ResolveAddresses))
         return await resolve_async(self.resolver, request, "asyncio")
 
     async def _connect(self, request: Connect) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

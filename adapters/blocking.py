@@ -40,6 +40,8 @@ from smtpproto._io import (
     Connect,
     IORequest,
     Receive,
+    ResolveAddresses,
+    ResolveMX,
     Send,
     StartTLSHandshake,
 )
@@ -274,6 +276,7 @@ class _Driver:
         if isinstance(request, Close):
             self.drop()
             return None
+        assert isinstance(request, (ResolveMX, ResolveAddresses))
         return resolve_sync(self.resolver, request)
 
     def _connect(self, request: Connect) -> socket.socket:

@@ -36,6 +36,8 @@ from smtpproto._io import (
     Connect,
     IORequest,
     Receive,
+    ResolveAddresses,
+    ResolveMX,
     Send,
     StartTLSHandshake,
 )
@@ -150,6 +152,7 @@ class _Driver:
             else:
                 await self.drop()
             return None
+        assert isinstance(request, (ResolveMX, ResolveAddresses))
         return await resolve_async(self.resolver, request, "trio")
 
     async def _connect(self, request: Connect) -> trio.abc.Stream:

@@ -40,6 +40,6 @@ def fast_init(cls: type[T]) -> type[T]:
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
-    init.__annotations__ = dict(cls.__init__.__annotations__)  # type: ignore[misc]
-    cls.__init__ = init  # type: ignore[misc]
+    init.__annotations__ = dict(cls.__init__.__annotations__)  # for the docs' signatures
+    setattr(cls, "__init__", init)  # noqa: B010 - mypy refuses a direct assignment
     return cls
