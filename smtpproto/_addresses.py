@@ -105,7 +105,9 @@ def format_mailbox(address: str) -> str:
     """
     _reject_forbidden(address, "address")
     content, domain_text = _split_mailbox(address)
-    local = content if _DOT_STRING.fullmatch(content) else _quote(content)
+    # An unquoted local part was checked to be a dot-string; a quoted one is unquoted if it can be.
+    dot_string = not address.startswith('"') or _DOT_STRING.fullmatch(content)
+    local = content if dot_string else _quote(content)
     _check_octets(local, MAX_LOCAL_PART_OCTETS, "local part", address)
     mailbox = f"{local}@{format_domain(domain_text)}"
     _check_octets(f"<{mailbox}>", MAX_PATH_OCTETS, "path", address)
@@ -120,7 +122,6 @@ def format_domain(domain: str) -> str:
     return _parse_domain(domain)[0]
 
 
-@functools.lru_cache(maxsize=256)
 def ehlo_domain(domain: str) -> str:
     """Return the EHLO/HELO argument for ``domain``: validated and ASCII, U-labels as A-labels.
 
@@ -180,6 +181,7 @@ def _quote(content: str) -> str:
     return '"' + _NEEDS_ESCAPE.sub(r"\\\1", content) + '"'
 
 
+@functools.lru_cache(maxsize=1024)  # a message's recipients mostly share a few domains
 def _parse_domain(domain: str) -> tuple[str, str]:
     """Validate ``domain``; return it (minus a trailing dot) and its ASCII (A-label) form."""
     _reject_forbidden(domain, "domain")

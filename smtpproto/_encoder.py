@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_TEXT_LINE", "BodyInspector", "CRLFNormalizer", "DataEncoder"]
+__all__ = ["MAX_TEXT_LINE", "BodyInspector", "CRLFNormalizer", "DataEncoder", "is_pure_crlf"]
 
 # RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including its CRLF.
 MAX_TEXT_LINE = 998
@@ -30,7 +30,7 @@ _STUFFED_DOT_AFTER_LINE_BREAK = b"\n.."
 _END_OF_DATA = b".\r\n"
 
 
-def _is_pure_crlf(data: bytes) -> bool:
+def is_pure_crlf(data: bytes) -> bool:
     """True if every CR in ``data`` starts a CRLF and every LF ends one."""
     return data.replace(_CR, b"").replace(_LF, _CRLF) == data
 
@@ -41,7 +41,7 @@ def _normalize_complete(data: bytes) -> bytes:
         return data.replace(_LF, _CRLF)  # Unix line ends: the common case
     if _LF not in data:
         return data.replace(_CR, _CRLF)  # classic Mac line ends
-    if _is_pure_crlf(data):
+    if is_pure_crlf(data):
         return data
     # Mixed line ends: fold every kind to LF, then expand (two-byte search, but only here).
     return data.replace(_CRLF, _LF).replace(_CR, _LF).replace(_LF, _CRLF)
@@ -203,7 +203,7 @@ class BodyInspector:
             chunk = chunk[:-1]  # decided by the next chunk (or by ``binary`` at the end)
         if _CR not in chunk:
             return _LF in chunk
-        return not _is_pure_crlf(chunk)
+        return not is_pure_crlf(chunk)
 
     def _measure_lines(self, chunk: bytes) -> None:
         last_break = max(chunk.rfind(_LF), chunk.rfind(_CR))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Union
 
 from ._addresses import format_mailbox, is_postmaster, needs_smtputf8
+from ._encoder import is_pure_crlf
 
 __all__ = ["Body", "BodySource", "OutgoingMessage", "body_source", "prepare_message"]
 
@@ -217,9 +218,16 @@ def body_source(body: Body) -> BodySource:
         body = body.encode("utf-8")
     if isinstance(body, (bytes, bytearray, memoryview)):
         data = bytes(body)
-        crlf = data.count(b"\r\n")
-        # The size on the wire (RFC 1870 §4): every bare CR or LF will become a CRLF.
-        wire_size = len(data) + data.count(b"\r") + data.count(b"\n") - 2 * crlf
+        # The size on the wire (RFC 1870 §4): every bare CR or LF will become a CRLF.  Counting
+        # octets is slow next to finding them, so the usual texts (all CRLF, or Unix LF) take
+        # the quick way.
+        if b"\r" not in data:
+            wire_size = len(data) + data.count(b"\n")
+        elif is_pure_crlf(data):
+            wire_size = len(data)
+        else:
+            crlf = data.count(b"\r\n")
+            wire_size = len(data) + data.count(b"\r") + data.count(b"\n") - 2 * crlf
         if data and not data.endswith((b"\r", b"\n")):
             wire_size += 2  # the CRLF the end of data adds (RFC 5321 §4.1.1.4)
         size: int | None = wire_size
