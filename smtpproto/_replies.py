@@ -21,6 +21,8 @@ _REPLY_CODES = {b"%d" % code: code for code in range(200, 600)}
 # The octet after the code says whether the reply goes on: False for "-", True for SP.
 _LINE_IS_LAST = {ord("-"): False, ord(" "): True}
 _CODE_LENGTH = 3
+# How many distinct single-line replies an assembler remembers (a few hundred octets each).
+_MAX_KNOWN_LINES = 64
 _CRLF_LENGTH = 2
 
 # Enhanced status codes (RFC 3463 §2) exist for success, transient and permanent failure only.
@@ -93,7 +95,7 @@ class ReplyAssembler:
     octets on the wire, CRLFs included.
     """
 
-    __slots__ = ("_code", "_max_bytes", "_max_lines", "_size", "_texts")
+    __slots__ = ("_code", "_known", "_max_bytes", "_max_lines", "_size", "_texts")
 
     def __init__(self, *, max_lines: int, max_bytes: int) -> None:
         if max_lines < 1:
@@ -106,6 +108,8 @@ class ReplyAssembler:
         self._code: int | None = None
         self._texts: list[str] = []
         self._size = 0
+        # Single-line replies seen before, parsed: servers repeat "250 2.1.5 Ok" all session.
+        self._known: dict[bytes, tuple[int, tuple[str, ...]]] = {}
 
     @property
     def in_progress(self) -> bool:
@@ -114,6 +118,10 @@ class ReplyAssembler:
 
     def feed_line(self, line: bytes) -> tuple[int, tuple[str, ...]] | None:
         """Take one reply line (without CRLF); return ``(code, texts)`` once the reply is whole."""
+        if self._code is None:
+            known = self._known.get(line)
+            if known is not None:
+                return known
         code = _REPLY_CODES.get(line[:_CODE_LENGTH])
         if code is None:
             raise _bad_code(line)
@@ -133,7 +141,10 @@ class ReplyAssembler:
             if size > self._max_bytes:
                 raise RemoteProtocolError(f"reply exceeds {self._max_bytes} octets", line=line)
             if is_last:
-                return code, (text,)
+                reply = code, (text,)
+                if len(self._known) < _MAX_KNOWN_LINES:
+                    self._known[line] = reply
+                return reply
             self._code = code
             self._texts = [text]
             self._size = size

@@ -34,6 +34,21 @@ def test_single_line_reply() -> None:
     assert not target.in_progress
 
 
+def test_R1_repeated_and_ever_new_single_line_replies_parse_alike() -> None:
+    # The assembler remembers a bounded number of single-line replies it has parsed; a repeat
+    # and a reply past that bound must come out exactly as a first parse would.
+    assembler = ReplyAssembler(max_lines=10, max_bytes=512)
+    for number in range(200):
+        for _ in range(2):
+            line = b"250 2.1.5 recipient %d ok" % number
+            assert assembler.feed_line(line) == (250, (f"2.1.5 recipient {number} ok",))
+    assert assembler.feed_line(b"250-first") is None  # a multi-line reply is never taken whole
+    assert assembler.feed_line(b"250 2.1.5 recipient 0 ok") == (
+        250,
+        ("first", "2.1.5 recipient 0 ok"),
+    )
+
+
 def test_R2_multi_line_reply_collects_every_text() -> None:
     target = assembler()
     results = feed_all(target, [b"250-mx.example.net", b"250-PIPELINING", b"250 SIZE 1000"])
