@@ -22,16 +22,20 @@ _EXCERPT = 256
 class ReceiveBuffer:
     """A byte buffer that hands out complete lines in linear time overall.
 
-    Returned bytes are not deleted from the front one line at a time (quadratic for many short
-    lines); a start offset advances instead, and the storage is compacted when the consumed
-    prefix is at least half of it, which keeps the copying amortised linear.
+    Fed chunks wait in a list and are joined to the unread rest only when that rest holds no
+    complete line, and lines are sliced from the joined bytes at an advancing offset: each
+    octet is copied about twice (once joined, once returned), and a chunk of whole replies,
+    the usual case, is joined without a copy at all.  The rest carried into a join is always
+    shorter than the caller's line limit, so joining stays linear however the bytes are cut.
     """
 
-    __slots__ = ("_data", "_search_from", "_start")
+    __slots__ = ("_data", "_more", "_search_from", "_start")
 
     def __init__(self) -> None:
-        self._data = bytearray()
-        # Offset of the first byte not yet returned.
+        self._data = b""
+        # Chunks fed and not yet joined to ``_data``.
+        self._more: list[bytes] = []
+        # Offset in ``_data`` of the first byte not yet returned.
         self._start = 0
         # Offset where the next CRLF search begins: everything before it is known to hold no
         # CRLF.  It may point at a trailing CR, whose LF has not arrived yet.
@@ -39,12 +43,7 @@ class ReceiveBuffer:
 
     def feed(self, data: bytes) -> None:
         """Append bytes received from the server."""
-        start = self._start
-        if start and start * 2 >= len(self._data):
-            del self._data[:start]
-            self._search_from -= start
-            self._start = 0
-        self._data += data
+        self._more.append(bytes(data))
 
     def next_line(self, max_length: int) -> bytes | None:
         """Return the next line without its CRLF, or ``None`` until a complete line is buffered.
@@ -55,30 +54,43 @@ class ReceiveBuffer:
         if max_length < _MIN_MAX_LENGTH:
             raise ValueError(f"max_length must be at least {_MIN_MAX_LENGTH}, got {max_length}")
         data = self._data
-        start = self._start
         end = data.find(_CRLF, self._search_from)
         if end < 0:
-            buffered = len(data) - start
-            # Even one more octet would complete the line beyond the limit.
-            if buffered >= max_length:
-                raise self._too_long(max_length)
-            # Step back one octet so a CR at the very end is searched again with its LF.
-            self._search_from = max(start, len(data) - 1)
-            return None
-        if end + len(_CRLF) - start > max_length:
+            if self._more:
+                data = self._join()
+                end = data.find(_CRLF, self._search_from)
+            if end < 0:
+                start = self._start
+                # Even one more octet would complete the line beyond the limit.
+                if len(data) - start >= max_length:
+                    raise self._too_long(max_length)
+                # Step back one octet so a CR at the very end is searched again with its LF.
+                self._search_from = max(start, len(data) - 1)
+                return None
+        start = self._start
+        after = end + 2  # past the CRLF
+        if after - start > max_length:
             raise self._too_long(max_length)
-        line = bytes(data[start:end])
-        self._start = self._search_from = end + len(_CRLF)
-        return line
+        self._start = self._search_from = after
+        return data[start:end]
+
+    def _join(self) -> bytes:
+        """Join the unread rest and the waiting chunks into ``_data`` (offsets rebased)."""
+        start = self._start
+        self._data = data = self._data[start:] + b"".join(self._more)
+        self._more.clear()
+        self._search_from -= start
+        self._start = 0
+        return data
 
     def __len__(self) -> int:
         """The number of bytes buffered and not yet returned."""
-        return len(self._data) - self._start
+        return len(self._data) - self._start + sum(map(len, self._more))
 
     def take_all(self) -> bytes:
         """Return everything buffered and empty the buffer."""
-        rest = bytes(self._data[self._start :])
-        self._data.clear()
+        rest = self._join()
+        self._data = b""
         self._start = self._search_from = 0
         return rest
 
@@ -86,5 +98,5 @@ class ReceiveBuffer:
         start = self._start
         return RemoteProtocolError(
             f"reply line longer than {max_length} octets (including CRLF)",
-            line=bytes(self._data[start : start + _EXCERPT]),
+            line=self._data[start : start + _EXCERPT],
         )
