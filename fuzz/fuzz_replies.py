@@ -51,8 +51,7 @@ with atheris.instrument_imports(include=["smtpproto"]):
         StartTLS,
         Vrfy,
     )
-    from smtpproto._connection import kind_of
-    from smtpproto._state import GROUP_CONTINUABLE, SEND_TRANSITIONS
+    from smtpproto._state import GROUP_CONTINUABLE, SEND_TRANSITIONS, kind_of
 
 GREETING = b"220 mx.example.net ESMTP\r\n"
 # Optional EHLO keywords, one per bit of the flags byte (bit 7 selects LMTP).

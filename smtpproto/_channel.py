@@ -18,7 +18,7 @@ from collections.abc import Generator
 from typing import Any, TypeVar
 
 from . import sasl
-from ._connection import NEED_DATA, PAUSED, ClientConnection, kind_of
+from ._connection import NEED_DATA, PAUSED, ClientConnection
 from ._errors import (
     AuthenticationError,
     AuthNotSupported,
@@ -49,6 +49,7 @@ from ._events import (
 )
 from ._io import Close, Connect, IORequest, Receive, Send, StartTLSHandshake, TLSMode
 from ._limits import Limits
+from ._state import kind_of
 from ._transcript import log_reply, log_sent, transcript_enabled
 from ._wire import COMMAND_LINE_LIMIT
 

@@ -15,6 +15,26 @@ import enum
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from ._events import (
+    Auth,
+    AuthResponse,
+    Bdat,
+    Command,
+    Data,
+    Ehlo,
+    EndOfMessage,
+    Helo,
+    Lhlo,
+    MailFrom,
+    MessageData,
+    Noop,
+    Quit,
+    RcptTo,
+    Rset,
+    StartTLS,
+    Vrfy,
+)
+
 __all__ = [
     "GROUP_CONTINUABLE",
     "INTERMEDIATE_ALLOWED",
@@ -24,6 +44,7 @@ __all__ = [
     "TIMEOUTS",
     "Outcome",
     "State",
+    "kind_of",
 ]
 
 
@@ -181,3 +202,29 @@ TIMEOUTS: Mapping[str, float] = MappingProxyType(
         "QUIT": 300.0,
     }
 )
+
+# The names the tables use for the commands.
+_KINDS: Mapping[type, str] = {
+    Ehlo: "EHLO",
+    Helo: "HELO",
+    Lhlo: "LHLO",
+    StartTLS: "STARTTLS",
+    Auth: "AUTH",
+    AuthResponse: "AUTH-RESPONSE",
+    MailFrom: "MAIL",
+    RcptTo: "RCPT",
+    Data: "DATA",
+    MessageData: "MESSAGE-DATA",
+    EndOfMessage: "END-OF-MESSAGE",
+    Rset: "RSET",
+    Noop: "NOOP",
+    Vrfy: "VRFY",
+    Quit: "QUIT",
+}
+
+
+def kind_of(event: Command) -> str:
+    """The name the state tables use for a command."""
+    if type(event) is Bdat:
+        return "BDAT-LAST" if event.last else "BDAT"
+    return _KINDS[type(event)]
