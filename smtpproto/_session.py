@@ -302,13 +302,13 @@ class Session(Channel):
             final_of = dict(zip(accepted, finals, strict=True))
         else:
             final_of = dict.fromkeys(accepted, finals[0])
-        results = {}
+        results: dict[str, RecipientResult] = {}
         for rcpt, reply in zip(recipients, rcpt_replies, strict=True):
             final = final_of.get(rcpt) if reply.is_positive else None
-            if final is None:
-                results[rcpt] = RecipientResult(rcpt, reply, False)
-            else:
+            if final is not None:
                 results[rcpt] = RecipientResult(rcpt, final, True, final.is_positive)
+            elif rcpt not in results:  # a repeated address refused once was still accepted
+                results[rcpt] = RecipientResult(rcpt, reply, False)
         if not any(final.is_positive for final in finals):
             raise DataRefused("the server refused the message", finals[0])
         return results

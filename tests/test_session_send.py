@@ -320,6 +320,24 @@ def test_C11_some_recipients_refused_is_a_result_per_recipient() -> None:
         result["nobody@example.net"]
 
 
+def test_C11_C12_an_address_given_twice_is_reported_by_its_accepted_RCPT() -> None:
+    # Some servers refuse a repeated RCPT; the message still went to that address, through the
+    # RCPT that was accepted, so the address counts as delivered either way round.
+    for first, second in (
+        (b"250 2.1.5 ok\r\n", b"550 5.1.1 dup\r\n"),
+        (b"550 5.1.1 dup\r\n", b"250 2.1.5 ok\r\n"),
+    ):
+        script = [
+            Expect.send(mail() + rcpt(BOB) + rcpt(BOB) + b"DATA\r\n"),
+            Reply(b"250 2.1.0 ok\r\n" + first + second + b"354 go\r\n"),
+            Expect.send(BODY + DOT),
+            Reply(QUEUED),
+        ]
+        result = run(open_session("PIPELINING").send_message(BODY, SENDER, [BOB, BOB]), script)
+        assert result.delivered == [BOB, BOB]
+        assert result[BOB].reply.code == 250
+
+
 def test_C11_all_refused_with_pipelined_DATA_answered_354_sends_a_lone_dot_then_RSET() -> None:
     session = open_session("PIPELINING")
     script = [
