@@ -142,13 +142,19 @@ class Channel(abc.ABC):
         return None
 
     def _read_reply(self) -> Operation[Reply]:
+        return self._next_reply() or (yield from self._await_reply())
+
+    def _await_reply(self) -> Operation[Reply]:
+        """Read until the next reply is whole; call it when :meth:`_next_reply` said ``None``."""
         conn = self.conn
         fresh = True  # the first read of this reply starts its deadline
-        while (reply := self._next_reply()) is None:
+        while True:
             phase = conn.awaiting or "GREETING"
             conn.receive_data((yield Receive(conn.recommended_timeout, phase, fresh)))
             fresh = False
-        return reply
+            reply = self._next_reply()
+            if reply is not None:
+                return reply
 
     def command(self, event: Command) -> Operation[Reply]:
         """Send one command and return its reply (any code: deciding is the caller's job)."""

@@ -231,7 +231,7 @@ class Session(Channel):
                 group = commands[sent : sent + (PIPELINE_GROUP if pipelining else 1)]
                 yield from self._send(*group)
                 sent += len(group)
-            reply = self._next_reply() or (yield from self._read_reply())
+            reply = yield from self._read_reply()
             replies.append(reply)
             if not pipelining and len(replies) == 1 and not reply.is_positive:
                 break  # MAIL refused: no RCPT is worth sending
