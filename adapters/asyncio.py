@@ -166,29 +166,29 @@ class _Driver:
         return await resolve_async(self.resolver, request, "asyncio")
 
     async def _connect(self, request: Connect) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        context = None
-        server_hostname = None
-        if request.implicit_tls:
-            context = client_context(self.ssl_context, request.verify)
-            server_hostname = request.server_hostname or request.host
         try:
             # Tries every address the name resolves to, IPv6 and IPv4, racing them (RFC 8305).
-            return await _within(
+            streams = await _within(
                 request.timeout,
                 asyncio.open_connection(
-                    request.host,
-                    request.port,
-                    ssl=context,
-                    server_hostname=server_hostname,
-                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
+                    request.host, request.port, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY
                 ),
             )
-        except (ssl.SSLError, ssl.CertificateError) as exc:
-            raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from None
         except TimeoutError:
             raise ConnectError(request.host, request.port, "timed out", timed_out=True) from None
         except OSError as exc:
             raise ConnectError(request.host, request.port, os_reason(exc)) from None
+        if request.implicit_tls:
+            # The TLS handshake is a step of its own, as for STARTTLS: its failures are the
+            # handshake's (TLSError, or a timeout or loss in phase "TLS handshake").
+            self.streams = streams  # current already, so that an interruption aborts it
+            reader, writer = streams
+            server_hostname = request.server_hostname or request.host
+            writer = await self._handshake(
+                reader, writer, server_hostname, request.verify, request.timeout
+            )
+            return reader, writer
+        return streams
 
     async def _handshake(
         self,

@@ -40,6 +40,17 @@ def test_greeting_timeout_names_the_phase_C17(
     assert 0.4 <= elapsed < 1.5
 
 
+def test_implicit_tls_handshake_timeout_names_the_handshake_C17(
+    adapter: Adapter, silent_server: tuple[str, int]
+) -> None:
+    """Implicit TLS to a server that never answers the ClientHello: a timeout of the TLS
+    handshake (the TCP connect succeeded), the same in every adapter."""
+    with pytest.raises(SMTPTimeoutError) as caught:
+        adapter.connect(*silent_server, tls=TLSMode.IMPLICIT, connect_timeout=0.5)
+    assert caught.value.phase == "TLS handshake"
+    assert caught.value.timeout == 0.5
+
+
 def test_connection_refused_is_connect_error(adapter: Adapter) -> None:
     port = pick_free_port("127.0.0.1")  # nothing listens there
     with pytest.raises(ConnectError) as caught:
