@@ -91,7 +91,6 @@ class _Driver:
         self.resolver = resolver
         self.clock = ReplyClock(time.monotonic)  # the clock of asyncio's default loops
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        self.failed = False
         self.wrote_last = False  # the last request was a Send
 
     async def run(self, op: Operation[T]) -> T:
@@ -107,7 +106,7 @@ class _Driver:
                 try:
                     value = await self.perform(request)
                 except SMTPError as exc:
-                    error, self.failed = exc, True
+                    error = exc
         except BaseException as exc:
             if not isinstance(exc, SMTPError):  # cancelled or failed mid-exchange: session lost
                 self.abort_now()
@@ -145,7 +144,6 @@ class _Driver:
         if isinstance(request, Connect):
             self.abort_now()
             self.streams = await self._connect(request)
-            self.failed = False
             return None
         if isinstance(request, StartTLSHandshake):
             # The plain stream stays current until the handshake is done: an interruption
@@ -157,10 +155,10 @@ class _Driver:
             self.streams = reader, writer
             return None
         if isinstance(request, Close):
-            if self.failed:  # a connection that failed a request is not worth a goodbye
-                self.abort_now()
-            else:
+            if request.graceful:  # QUIT was answered: a TLS close_notify is worth it
                 await self.drop()
+            else:
+                self.abort_now()
             return None
         assert isinstance(request, (ResolveMX, ResolveAddresses))
         return await resolve_async(self.resolver, request, "asyncio")

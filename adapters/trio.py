@@ -93,7 +93,6 @@ class _Driver:
         self.resolver = resolver
         self.clock = ReplyClock(trio.current_time)
         self.stream: trio.abc.Stream | None = None
-        self.failed = False
 
     async def run(self, op: Operation[T]) -> T:
         value: Any = None
@@ -108,7 +107,7 @@ class _Driver:
                 try:
                     value = await self.perform(request)
                 except SMTPError as exc:
-                    error, self.failed = exc, True
+                    error = exc
         except BaseException as exc:
             if not isinstance(exc, SMTPError):  # cancelled or failed mid-exchange: session lost
                 await self.abort()
@@ -139,7 +138,6 @@ class _Driver:
         if isinstance(request, Connect):
             await self.abort()
             self.stream = await self._connect(request)
-            self.failed = False
             return None
         if isinstance(request, StartTLSHandshake):
             # The plain stream stays current until the handshake is done: an interruption
@@ -149,10 +147,10 @@ class _Driver:
             )
             return None
         if isinstance(request, Close):
-            if self.failed:  # a connection that failed a request is not worth a goodbye
-                await self.abort()
-            else:
+            if request.graceful:  # QUIT was answered: a TLS close_notify is worth it
                 await self.drop()
+            else:
+                await self.abort()
             return None
         assert isinstance(request, (ResolveMX, ResolveAddresses))
         return await resolve_async(self.resolver, request, "trio")

@@ -174,16 +174,18 @@ class Channel(abc.ABC):
             yield from self._close()
             raise
 
-    def _close(self) -> Operation[None]:
+    def _close(self, *, graceful: bool = False) -> Operation[None]:
         if not self.closed:
             self.closed = True
-            yield Close()
+            yield Close(graceful)
 
     def _quit_and_close(self) -> Operation[None]:
         """QUIT politely when the machine allows it, then close; never raise (checklist C14)."""
+        answered = False
         with contextlib.suppress(SMTPError):
             yield from self.command(Quit())
-        yield from self._close()
+            answered = True
+        yield from self._close(graceful=answered)
 
     # -- opening -----------------------------------------------------------------------------
 

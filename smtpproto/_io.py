@@ -97,7 +97,14 @@ class StartTLSHandshake:
 @fast_init
 @dataclass(frozen=True, slots=True)
 class Close:
-    """Close the connection (no reply expected)."""
+    """Close the connection (no reply expected).
+
+    ``graceful`` is true only after QUIT was answered: then a TLS connection is worth its
+    close_notify exchange (bounded by the adapter).  Otherwise something failed or was cut
+    short, and the connection is dropped at once.
+    """
+
+    graceful: bool = False
 
 
 @fast_init

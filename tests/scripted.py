@@ -132,8 +132,8 @@ class Expect:
         )
 
     @staticmethod
-    def close() -> _Request:
-        return _Request(Close)
+    def close(*, graceful: bool | _Any = ANY) -> _Request:
+        return _Request(Close, {"graceful": graceful})
 
 
 class Reply(Step):
