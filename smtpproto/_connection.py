@@ -144,7 +144,11 @@ class ClientConnection:
         self.tls = tls
         self.authenticated = False
         self._buffer = ReceiveBuffer()
-        self._assembler = self._new_assembler(auth=False)
+        self._assembler = ReplyAssembler(
+            max_lines=self.limits.max_reply_lines, max_bytes=self.limits.max_reply_bytes
+        )
+        # A reply to AUTH may carry a challenge up to the AUTH line limit (RFC 4954 §4).
+        self._auth_reply_bytes = max(self.limits.max_reply_bytes, self.limits.max_auth_line_length)
         self._pending: deque[_Pending] = deque()
         # How many pending commands end a pipelined group: nothing may follow them (RFC 2920).
         self._group_enders = 0
@@ -156,8 +160,9 @@ class ClientConnection:
         self._error_class: type[ProtocolError] = LocalProtocolError
 
     def _fail(self, error_class: type[ProtocolError]) -> None:
-        self.state = State.ERROR
-        self._error_class = error_class
+        if self.state is not _ERROR:  # the first violation decides who is to blame
+            self.state = State.ERROR
+            self._error_class = error_class
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -197,17 +202,19 @@ class ClientConnection:
             return PAUSED
         pending = self._pending
         limits = self.limits
+        assembler = self._assembler
         while True:
+            # The limits follow the command being answered: AUTH's replies may be longer.
             if pending and pending[0].kind in _AUTH_KINDS:
-                limit = limits.max_auth_line_length
+                limit, assembler.max_bytes = limits.max_auth_line_length, self._auth_reply_bytes
             else:
-                limit = limits.max_line_length
+                limit, assembler.max_bytes = limits.max_line_length, limits.max_reply_bytes
             line = self._buffer.next_line(limit)
             if line is None:
                 if self._eof:
                     return self._closed()
                 return NEED_DATA
-            parsed = self._assembler.feed_line(line)
+            parsed = assembler.feed_line(line)
             if parsed is not None:
                 return self._reply(*parsed)
 
@@ -346,13 +353,6 @@ class ClientConnection:
             return self.timeouts["DATA-BLOCK"]
         return None
 
-    def _new_assembler(self, *, auth: bool) -> ReplyAssembler:
-        limits = self.limits
-        max_bytes = max(limits.max_reply_bytes, limits.max_auth_line_length) if auth else 0
-        return ReplyAssembler(
-            max_lines=limits.max_reply_lines, max_bytes=max_bytes or limits.max_reply_bytes
-        )
-
     # -- renderers (one per command kind) ----------------------------------------------------
 
     def _render_hello(self, event: Command) -> bytes:
@@ -388,7 +388,6 @@ class ClientConnection:
                 "the initial response makes the AUTH line longer than 512 octets: "
                 "send AUTH without it and answer the empty 334 challenge (RFC 4954 §4)"
             )
-        self._assembler = self._new_assembler(auth=True)
         return f"{line}\r\n".encode("ascii")
 
     def _render_auth_response(self, event: Command) -> bytes:
@@ -545,8 +544,6 @@ def _hello_effect(conn: ClientConnection, reply: Reply, pending: _Pending | None
 def _auth_effect(conn: ClientConnection, reply: Reply, pending: _Pending | None) -> None:
     if reply.is_positive:
         conn.authenticated = True
-    if not reply.is_intermediate:
-        conn._assembler = conn._new_assembler(auth=False)
 
 
 def _rcpt_effect(conn: ClientConnection, reply: Reply, pending: _Pending | None) -> None:

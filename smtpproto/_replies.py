@@ -95,7 +95,7 @@ class ReplyAssembler:
     octets on the wire, CRLFs included.
     """
 
-    __slots__ = ("_code", "_known", "_max_bytes", "_max_lines", "_size", "_texts")
+    __slots__ = ("_code", "_known", "_max_lines", "_size", "_texts", "max_bytes")
 
     def __init__(self, *, max_lines: int, max_bytes: int) -> None:
         if max_lines < 1:
@@ -103,7 +103,8 @@ class ReplyAssembler:
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
         self._max_lines = max_lines
-        self._max_bytes = max_bytes
+        #: The byte limit of the next reply; the owner may change it between replies.
+        self.max_bytes = max_bytes
         # The code of the multi-line reply being assembled, or None between replies.
         self._code: int | None = None
         self._texts: list[str] = []
@@ -138,8 +139,8 @@ class ReplyAssembler:
         size = len(line) + _CRLF_LENGTH
 
         if self._code is None:
-            if size > self._max_bytes:
-                raise RemoteProtocolError(f"reply exceeds {self._max_bytes} octets", line=line)
+            if size > self.max_bytes:
+                raise RemoteProtocolError(f"reply exceeds {self.max_bytes} octets", line=line)
             if is_last:
                 reply = code, (text,)
                 if len(self._known) < _MAX_KNOWN_LINES:
@@ -159,8 +160,8 @@ class ReplyAssembler:
         self._size += size
         if len(texts) > self._max_lines:
             raise RemoteProtocolError(f"reply has more than {self._max_lines} lines", line=line)
-        if self._size > self._max_bytes:
-            raise RemoteProtocolError(f"reply exceeds {self._max_bytes} octets", line=line)
+        if self._size > self.max_bytes:
+            raise RemoteProtocolError(f"reply exceeds {self.max_bytes} octets", line=line)
         if not is_last:
             return None
         self._code = None

@@ -501,6 +501,30 @@ def test_R1_unsolicited_reply_is_a_protocol_error() -> None:
         conn.next_event()
     with pytest.raises(LocalProtocolError, match="state ERROR"):
         conn.send(Noop())
+    # That misuse does not shift the blame: the server broke the session.
+    with pytest.raises(RemoteProtocolError, match="ERROR"):
+        conn.next_event()
+
+
+def test_R2_a_reply_half_received_when_AUTH_is_sent_keeps_all_its_lines() -> None:
+    # AUTH may follow the end of data in a pipelined group; the reply to the end of data may
+    # already be half in. Raising the limits for AUTH's replies must not drop those lines.
+    conn = session()
+    conn.send(MailFrom("a@example.org"))
+    conn.send(RcptTo("b@example.net"))
+    conn.send(Data())
+    conn.receive_data(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n")
+    for _ in range(3):
+        conn.next_event()
+    conn.send(EndOfMessage())
+    conn.receive_data(b"250-2.0.0 first line\r\n")
+    assert conn.next_event() is NEED_DATA
+    conn.send(Auth("PLAIN", b"\0u\0p"))
+    conn.receive_data(b"250 2.0.0 queued\r\n")
+    reply = conn.next_event()
+    assert isinstance(reply, Reply)
+    assert reply.lines == ("2.0.0 first line", "2.0.0 queued")
+    assert reply.command == EndOfMessage()
 
 
 def test_C16_connection_loss_lists_unanswered_commands() -> None:
