@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from ._addresses import ehlo_domain, needs_smtputf8
-from ._encoder import DataEncoder
+from ._encoder import DataEncoder, is_pure_crlf
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._events import (
     Auth,
@@ -150,8 +150,6 @@ class ClientConnection:
         # A reply to AUTH may carry a challenge up to the AUTH line limit (RFC 4954 §4).
         self._auth_reply_bytes = max(self.limits.max_reply_bytes, self.limits.max_auth_line_length)
         self._pending: deque[_Pending] = deque()
-        # How many pending commands end a pipelined group: nothing may follow them (RFC 2920).
-        self._group_enders = 0
         self._ready_replies: deque[Reply] = deque()
         self._transaction: _Transaction | None = None
         self._encoder: DataEncoder | None = None
@@ -221,7 +219,6 @@ class ClientConnection:
     def _closed(self) -> ConnectionClosed:
         unanswered = tuple(p.command for p in self._pending)
         self._pending.clear()
-        self._group_enders = 0
         self.state = State.CLOSED
         return ConnectionClosed(unanswered)
 
@@ -253,7 +250,6 @@ class ClientConnection:
             reply = Reply(code, texts, enhanced, pending.command)
             if not self.lmtp or self._answered(pending):
                 self._pending.popleft()
-                self._group_enders -= kind not in GROUP_CONTINUABLE
         effect = _REPLY_EFFECTS.get(kind)
         if effect is not None:
             effect(self, reply, pending)
@@ -286,7 +282,6 @@ class ClientConnection:
                 Reply(reply.code, reply.lines, reply.enhanced_status, pending.command)
             )
         self._pending.clear()
-        self._group_enders = 0
         self.state = State.CLOSED
 
     def tls_established(self) -> None:
@@ -315,7 +310,11 @@ class ClientConnection:
             if after is None:
                 raise LocalProtocolError(f"cannot send {kind} in state {self.state.value}")
             pending = self._pending
-            if pending and not (self.extensions.pipelining and not self._group_enders):
+            # Under PIPELINING more may follow, unless the last command ends its group
+            # (RFC 2920 §3.1); nothing is ever queued behind such a command.
+            if pending and not (
+                self.extensions.pipelining and pending[-1].kind in GROUP_CONTINUABLE
+            ):
                 raise LocalProtocolError(
                     f"cannot send {kind} before the reply to {pending[-1].kind}"
                 )
@@ -325,7 +324,6 @@ class ClientConnection:
             raise
         if kind != "MESSAGE-DATA":
             pending.append(_Pending(event, kind, self._transaction))
-            self._group_enders += kind not in GROUP_CONTINUABLE
         self.state = after
         return data
 
@@ -483,8 +481,7 @@ def _check_crlf(chunk: bytes, transaction: _Transaction) -> None:
     transaction.pending_cr = chunk.endswith(b"\r")
     if transaction.pending_cr:
         chunk = chunk[:-1]
-    crlf = chunk.count(b"\r\n")
-    if chunk.count(b"\r") != crlf or chunk.count(b"\n") != crlf:
+    if not is_pure_crlf(chunk):
         raise LocalProtocolError(
             "a text BDAT chunk contains a bare CR or LF: normalise line endings to CRLF first"
         )
