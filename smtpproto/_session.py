@@ -116,6 +116,7 @@ class Session(Channel):
         :class:`SenderRefused`, :class:`RecipientsRefused` (nobody accepted) or
         :class:`DataRefused` (the message itself was refused).
         """
+        self._refuse_if_staged()
         if not isinstance(message, OutgoingMessage):
             message = prepare_message(message, sender, recipients)
         elif recipients is not None:
@@ -160,26 +161,42 @@ class Session(Channel):
             return {r: RecipientResult(r, reply, False) for r in recipients}
 
     def _mail_command(self, message: OutgoingMessage, options: _Options) -> MailFrom:
-        """MAIL FROM with every parameter the message needs and the server allows."""
+        """MAIL FROM for ``message``: BODY from what its content is known to need."""
         ext = self.conn.extensions
-        if message.size is not None and ext.size and message.size > ext.size:
-            raise MessageTooLarge(message.size, ext.size)
-        if message.smtputf8 and not ext.smtputf8:
-            raise MessageEncodingError("a non-ASCII address needs SMTPUTF8, which the server lacks")
         body: BodyType | None = None
         if ext.eightbitmime and message.eight_bit is not False:
             body = "8BITMIME"  # for a stream of unknown content, declaring 8 bits is always safe
         elif message.eight_bit and not message.smtputf8:
             raise MessageEncodingError("8-bit content needs 8BITMIME, which the server lacks")
+        return self._mail_from(message.sender, message.size, body, message.smtputf8, options)
+
+    def _mail_from(
+        self,
+        sender: str,
+        size: int | None,
+        body: BodyType | None,
+        smtputf8: bool,
+        options: _Options,
+    ) -> MailFrom:
+        """MAIL FROM with every parameter the server allows, or the error that says why the
+        message cannot go to this server, before anything is sent (one-shot and staged alike)."""
+        ext = self.conn.extensions
+        if size is not None and ext.size and size > ext.size:
+            raise MessageTooLarge(size, ext.size)
+        if smtputf8 and not ext.smtputf8:
+            raise MessageEncodingError("a non-ASCII address needs SMTPUTF8, which the server lacks")
+        if body is not None and not (ext.binarymime if body == "BINARYMIME" else ext.eightbitmime):
+            needed = "BINARYMIME" if body == "BINARYMIME" else "8BITMIME"
+            raise MessageEncodingError(f"BODY={body} needs {needed}, which the server lacks")
         if options.requiretls and not (ext.requiretls and self.conn.tls):
             # RFC 8689 §4.2.1: without TLS and the extension, the message must not go here.
             raise TLSRequiredError("REQUIRETLS needs a TLS session with a server that offers it")
         dsn = ext.dsn
         return MailFrom(
-            message.sender,
-            size=message.size if ext.size is not None else None,
+            sender,
+            size=size if ext.size is not None else None,
             body=body,
-            smtputf8=message.smtputf8,
+            smtputf8=smtputf8,
             ret=options.ret if dsn else None,  # type: ignore[arg-type]
             envid=options.envid if dsn else None,
             requiretls=options.requiretls,
@@ -325,22 +342,21 @@ class Session(Channel):
         ret: str | None = None,
         envid: str | None = None,
         requiretls: bool = False,
+        mt_priority: int | None = None,
     ) -> Operation[Reply]:
-        """``MAIL FROM``: start a message; then add recipients, append content, close it."""
-        ext = self.conn.extensions
-        if size is not None and ext.size and size > ext.size:
-            raise MessageTooLarge(size, ext.size)
-        if body is None and ext.eightbitmime:
+        """``MAIL FROM``: start a message; then add recipients, append content, close it.
+
+        Raises before anything is sent, as :meth:`send_message` does, when the server cannot
+        take the message (:class:`MessageTooLarge`, :class:`MessageEncodingError`,
+        :class:`TLSRequiredError`).
+        """
+        self._refuse_if_staged()
+        if body is None and self.conn.extensions.eightbitmime:
             body = "8BITMIME"
-        mail = MailFrom(
-            sender,
-            size=size if ext.size is not None else None,
-            body=body,
-            smtputf8=needs_smtputf8(sender) if smtputf8 is None else smtputf8,
-            ret=ret if ext.dsn else None,  # type: ignore[arg-type]
-            envid=envid if ext.dsn else None,
-            requiretls=requiretls,
-        )
+        check_dsn_options(ret, envid, None, mt_priority)
+        options = _Options(ret, envid, None, requiretls, mt_priority)
+        international = needs_smtputf8(sender) if smtputf8 is None else smtputf8
+        mail = self._mail_from(sender, size, body, international, options)
         return self._guarded(self._create_message(mail))
 
     def _create_message(self, mail: MailFrom) -> Operation[Reply]:
@@ -420,6 +436,12 @@ class Session(Channel):
         replies = [r.reply for r in staged.results]
         results = self._final_results(recipients, replies, accepted, finals)
         return SendResult(tuple(results.values()))
+
+    def _refuse_if_staged(self) -> None:
+        if self._staged is not None:
+            raise LocalProtocolError(
+                "a staged message is open: call close_message() or reset() first"
+            )
 
     def _require_staged(self) -> _Staged:
         if self._staged is None:

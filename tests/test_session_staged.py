@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from smtpproto import (
     SenderRefused,
     SMTPTimeoutError,
     TLSMode,
+    TLSRequiredError,
 )
 
 from .scripted import Expect, Fail, Reply, greeted, open_session, run
@@ -113,6 +115,49 @@ def test_staged_SIZE_too_large_sends_nothing() -> None:
     session = open_session("SIZE 10")
     with pytest.raises(MessageTooLarge):
         session.create_message(SENDER, size=11)
+
+
+@pytest.mark.parametrize(
+    ("extensions", "kwargs", "error"),
+    [
+        # The same checks as send_message, before anything is sent (C8, G7, REQUIRETLS).
+        ((), {"sender": "jöran@example.org"}, MessageEncodingError),
+        ((), {"sender": SENDER, "body": "8BITMIME"}, MessageEncodingError),
+        (("8BITMIME",), {"sender": SENDER, "body": "BINARYMIME"}, MessageEncodingError),
+        (("REQUIRETLS",), {"sender": SENDER, "requiretls": True}, TLSRequiredError),
+    ],
+)
+def test_C8_G7_staged_MAIL_the_server_cannot_take_sends_nothing_and_keeps_the_session(
+    extensions: tuple[str, ...], kwargs: dict[str, Any], error: type[Exception]
+) -> None:
+    session = open_session(*extensions)
+    sender = kwargs.pop("sender")
+    with pytest.raises(error):
+        session.create_message(sender, **kwargs)
+    assert not session.closed
+    assert run(session.noop(), [Expect.send(b"NOOP\r\n"), Reply(OK)]).code == 250
+
+
+def test_staged_MT_PRIORITY_sent_when_advertised() -> None:
+    session = open_session("MT-PRIORITY")
+    run(
+        session.create_message(SENDER, mt_priority=3),
+        [Expect.send(b"MAIL FROM:<alice@example.org> MT-PRIORITY=3\r\n"), Reply(OK)],
+    )
+
+
+def test_staged_message_open_refuses_another_message_and_keeps_the_session() -> None:
+    session = open_session()
+    run(
+        session.create_message(SENDER),
+        [Expect.send(b"MAIL FROM:<alice@example.org>\r\n"), Reply(OK)],
+    )
+    with pytest.raises(LocalProtocolError, match="close_message"):
+        session.send_message(b"hi\r\n", SENDER, [BOB])
+    with pytest.raises(LocalProtocolError, match="close_message"):
+        session.create_message(SENDER)
+    assert not session.closed
+    run(session.add_recipient(BOB), [Expect.send(b"RCPT TO:<bob@example.net>\r\n"), Reply(OK)])
 
 
 def test_staged_sender_refused_sends_RSET() -> None:
