@@ -21,6 +21,7 @@ from smtpproto import (
     SendResult,
     TLSMode,
 )
+from smtpproto._channel import DEFAULT_CONNECT_TIMEOUT
 from smtpproto._session import Operation, Session
 
 __all__ = ["AsyncDriver", "AsyncSMTPClient", "Connecting"]
@@ -54,7 +55,7 @@ class AsyncSMTPClient(abc.ABC):
         local_hostname: str | None = None,
         ssl_context: Any = None,
         timeouts: dict[str, float] | None = None,
-        connect_timeout: float = 30.0,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         lmtp: bool = False,
         limits: Limits | None = None,
     ) -> None:

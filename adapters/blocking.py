@@ -34,6 +34,7 @@ from smtpproto import (
     TLSMode,
     TLSPolicy,
 )
+from smtpproto._channel import DEFAULT_CONNECT_TIMEOUT
 from smtpproto._delivery import DeliveryJob
 from smtpproto._io import (
     Close,
@@ -46,6 +47,7 @@ from smtpproto._io import (
     StartTLSHandshake,
 )
 from smtpproto._session import Operation, Session
+from smtpproto.mx import DEFAULT_MX_PORT
 
 from ._dns import resolve_sync
 from ._net import ReplyClock, client_context, os_reason
@@ -68,7 +70,7 @@ class SMTPClient:
         local_hostname: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         timeouts: dict[str, float] | None = None,
-        connect_timeout: float = 30.0,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         lmtp: bool = False,
         limits: Limits | None = None,
     ) -> None:
@@ -334,12 +336,12 @@ def deliver(
     *,
     relay: Relay | None = None,
     resolver: dns.resolver.Resolver | None = None,
-    port: int = 25,
+    port: int = DEFAULT_MX_PORT,
     local_hostname: str | None = None,
     tls_policy: TLSPolicy | None = None,
     ssl_context: ssl.SSLContext | None = None,
     timeouts: dict[str, float] | None = None,
-    connect_timeout: float = 30.0,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     workers: int = 4,
     **options: Any,
 ) -> DeliveryReport:

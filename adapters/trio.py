@@ -30,6 +30,7 @@ from smtpproto import (
     TLSMode,
     TLSPolicy,
 )
+from smtpproto._channel import DEFAULT_CONNECT_TIMEOUT
 from smtpproto._delivery import DeliveryJob
 from smtpproto._io import (
     Close,
@@ -42,6 +43,7 @@ from smtpproto._io import (
     StartTLSHandshake,
 )
 from smtpproto._session import Operation
+from smtpproto.mx import DEFAULT_MX_PORT
 
 from ._async_client import AsyncSMTPClient, Connecting
 from ._dns import resolve_async
@@ -242,12 +244,12 @@ async def deliver(
     *,
     relay: Relay | None = None,
     resolver: dns.asyncresolver.Resolver | None = None,
-    port: int = 25,
+    port: int = DEFAULT_MX_PORT,
     local_hostname: str | None = None,
     tls_policy: TLSPolicy | None = None,
     ssl_context: ssl.SSLContext | None = None,
     timeouts: dict[str, float] | None = None,
-    connect_timeout: float = 30.0,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     concurrency: int = 8,
     **options: Any,
 ) -> DeliveryReport:

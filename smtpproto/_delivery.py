@@ -10,11 +10,14 @@ sends everything through one relay, authenticating first.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._channel import DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORTS
 from ._errors import (
     DataRefused,
     MessageTooLarge,
@@ -24,7 +27,7 @@ from ._errors import (
     SMTPError,
     TLSError,
 )
-from ._events import Reply
+from ._events import Reply, check_dsn_options
 from ._io import ResolveAddresses, ResolveMX, TLSMode
 from ._message import Body, OutgoingMessage, prepare_message
 from ._report import AttemptRecord, DeliveryReport, RecipientOutcome, Status
@@ -32,10 +35,12 @@ from ._results import SendResult
 from ._session import Operation, Session
 from .mx import (
     DEFAULT_ADDRESS_LIMIT,
+    DEFAULT_MX_PORT,
     DEFAULT_SESSION_LIMIT,
     DeliveryPlan,
     DNSAnswer,
     DNSStatus,
+    domain_of,
     lookup_name,
     plan_delivery,
 )
@@ -49,6 +54,15 @@ __all__ = [
     "deliver_relay",
     "group_by_domain",
 ]
+
+# A relay without implicit TLS defaults to the submission port (RFC 6409).
+SUBMISSION_PORT = 587
+# The keyword options Session.send_message takes: what deliver()'s send_options may hold.
+_SEND_OPTIONS = frozenset(
+    name
+    for name, param in inspect.signature(Session.send_message).parameters.items()
+    if param.kind is inspect.Parameter.KEYWORD_ONLY
+)
 
 
 @dataclass(frozen=True)
@@ -85,7 +99,7 @@ class Relay:
 class DeliveryOptions:
     """How direct delivery behaves; the defaults follow Postfix."""
 
-    port: int = 25
+    port: int = DEFAULT_MX_PORT
     local_hostname: str = "localhost"
     tls_policy: TLSPolicy = TLSPolicy()
     address_limit: int = DEFAULT_ADDRESS_LIMIT
@@ -93,7 +107,7 @@ class DeliveryOptions:
     prefer_family: str | None = None
     local_names: frozenset[str] = frozenset()
     timeouts: dict[str, float] | None = None
-    connect_timeout: float = 30.0
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     rng: random.Random | None = None
     send_options: dict[str, Any] = field(default_factory=dict)
 
@@ -105,14 +119,25 @@ class DeliveryOptions:
         )
 
 
+def _check_send_options(send_options: dict[str, Any]) -> None:
+    """Refuse bad ``send_options`` when the job is made, not per domain after DNS and connect."""
+    unknown = set(send_options) - _SEND_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown send_options: {sorted(unknown)}; known: {sorted(_SEND_OPTIONS)}")
+    notify = send_options.get("notify")
+    check_dsn_options(
+        send_options.get("ret"),
+        send_options.get("envid"),
+        tuple(notify) if notify else None,
+        send_options.get("mt_priority"),
+    )
+
+
 def group_by_domain(recipients: Iterable[str]) -> dict[str, list[str]]:
     """Recipients by domain (case-insensitively), in first-seen order: one transaction each."""
     groups: dict[str, list[str]] = {}
     for rcpt in recipients:
-        local, at, domain = rcpt.rpartition("@")
-        if not (local and at and domain):
-            raise ValueError(f"{rcpt!r} has no domain to deliver to")
-        groups.setdefault(domain.lower(), []).append(rcpt)
+        groups.setdefault(domain_of(rcpt).lower(), []).append(rcpt)
     return groups
 
 
@@ -168,7 +193,8 @@ class _Ledger:
                 where.tls,
                 where.tls_verified,
             )
-            self.pending.remove(rcpt)
+            # Every copy of an address given twice: the server's word covers them all.
+            self.pending = [p for p in self.pending if p != rcpt]
         else:
             self._last[rcpt] = (reply, reply.text, True)
 
@@ -206,7 +232,7 @@ class _Ledger:
         for rcpt in self.recipients:
             settled = self._settled.get(rcpt)
             if settled is not None:
-                result.append(_with_attempts(settled, attempts))
+                result.append(dataclasses.replace(settled, attempts=attempts))
                 continue
             reply, detail, temporary = self._last.get(rcpt, (None, "", True))
             # A message no host could take for its encoding will not improve by waiting.
@@ -216,22 +242,6 @@ class _Ledger:
             detail = detail or "no mail server could be reached"
             result.append(RecipientOutcome(rcpt, status, reply, detail, attempts=attempts))
         return result
-
-
-def _with_attempts(
-    outcome: RecipientOutcome, attempts: tuple[AttemptRecord, ...]
-) -> RecipientOutcome:
-    return RecipientOutcome(
-        outcome.recipient,
-        outcome.status,
-        outcome.reply,
-        outcome.detail,
-        outcome.host,
-        outcome.address,
-        outcome.tls,
-        outcome.tls_verified,
-        attempts,
-    )
 
 
 def deliver_domain(
@@ -292,7 +302,7 @@ def _transaction(
     """One transaction for the pending recipients; True when no other host should be tried."""
     try:
         result = yield from session.send_message(
-            message.with_recipients(ledger.pending), **options.send_options
+            message, recipients=ledger.pending, **options.send_options
         )
     except SMTPError as exc:
         ledger.attempts.append(where.failed(exc))
@@ -307,7 +317,8 @@ def deliver_relay(
 ) -> Operation[list[RecipientOutcome]]:
     """Send ``message`` to all its recipients through ``relay``, authenticating first."""
     session = options.session()
-    port = relay.port if relay.port is not None else (465 if relay.tls is TLSMode.IMPLICIT else 587)
+    # A relay is a submission server: 465 with implicit TLS, else 587 (RFC 8314, RFC 6409).
+    port = relay.port if relay.port is not None else DEFAULT_PORTS.get(relay.tls, SUBMISSION_PORT)
     where = AttemptRecord(relay.host, relay.host, port)
     ledger = _Ledger(list(message.recipients), soft_errors=False)
     try:
@@ -351,6 +362,7 @@ class DeliveryJob:
                 "deliver() may have to send the body more than once (another MX, another "
                 "domain): give bytes, str, a Message, a path or a seekable file, not a stream"
             )
+        _check_send_options(options.send_options)
         self.relay = relay
         self.options = options
         self.groups = {} if relay else group_by_domain(self.message.recipients)
@@ -364,10 +376,10 @@ class DeliveryJob:
         *,
         relay: Relay | None,
         local_hostname: str,
-        port: int = 25,
+        port: int = DEFAULT_MX_PORT,
         tls_policy: TLSPolicy | None = None,
         timeouts: dict[str, float] | None = None,
-        connect_timeout: float = 30.0,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         **options: Any,
     ) -> DeliveryJob:
         """The job for the arguments every adapter's ``deliver()`` takes; further ``options``

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from ._errors import ConnectError, MessageEncodingError, SMTPError
 from ._events import Reply
+from .mx import DEFAULT_MX_PORT
 
 __all__ = ["AttemptRecord", "DeliveryReport", "RecipientOutcome", "Status"]
 
@@ -97,7 +98,7 @@ class DeliveryReport:
 
     outcomes: tuple[RecipientOutcome, ...]
     relay: bool = False
-    port: int = 25
+    port: int = DEFAULT_MX_PORT
 
     def __getitem__(self, recipient: str) -> RecipientOutcome:
         for outcome in self.outcomes:

@@ -27,6 +27,8 @@ __all__ = [
     "plan_delivery",
 ]
 
+#: The port of direct delivery (RFC 5321 §4.5.4); tests and odd networks may change it.
+DEFAULT_MX_PORT = 25
 #: Postfix's smtp_mx_address_limit: addresses tried per delivery (RFC 5321 §5.1 allows a limit).
 DEFAULT_ADDRESS_LIMIT = 5
 #: Postfix's smtp_mx_session_limit: sessions that got past the greeting, per delivery.

@@ -445,6 +445,14 @@ def test_X10_every_recipient_refused_for_good_stops_at_the_first_mx() -> None:
     assert network.connected == ["192.0.2.1"]
 
 
+def test_X10_an_address_given_twice_and_refused_for_good_is_settled_once() -> None:
+    first = Behaviour(rcpt={"bad@example.com": "550 5.1.1 no"})
+    network = two_mx(first, Behaviour())
+    report = deliver(network, ["bad@example.com", "bad@example.com"])
+    assert [o.status for o in report.outcomes] == ["permanent", "permanent"]
+    assert network.connected == ["192.0.2.1"]  # a 5xx is final: no second MX (X10)
+
+
 TOO_MANY = "452 4.5.3 too many recipients"
 
 
@@ -795,6 +803,20 @@ def test_send_options_reach_the_transaction() -> None:
     deliver(network, ["u@example.com"], opts=options(send_options={"envid": "abc", "ret": "HDRS"}))
     mail = next(c for c in network.connections[0].commands if c.startswith("MAIL"))
     assert "ENVID=abc" in mail and "RET=HDRS" in mail
+
+
+@pytest.mark.parametrize(
+    ("send_options", "error"),
+    [({"ret": "BOGUS"}, ValueError), ({"notfy": ["FAILURE"]}, TypeError)],
+)
+def test_bad_send_options_are_refused_when_the_job_is_made(
+    send_options: dict[str, Any], error: type[Exception]
+) -> None:
+    # Not per domain, after DNS and a connection: before anything happens at all.
+    with pytest.raises(error):
+        DeliveryJob(
+            BODY, SENDER, ["u@example.com"], relay=None, options=options(send_options=send_options)
+        )
 
 
 # -- relay -------------------------------------------------------------------------------------
