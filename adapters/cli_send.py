@@ -32,7 +32,10 @@ from smtpproto import (
     TLSMode,
     TLSPolicy,
 )
+from smtpproto._channel import DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORTS
+from smtpproto._events import check_dsn_options
 from smtpproto._report import Status
+from smtpproto.mx import DEFAULT_MX_PORT
 
 from .cli_common import PASSWORD_ENV, Endpoint, UsageError, exit_code_for
 from .cli_message import POLICY, CountingBody, MessageSpec, build_message, envelope_address
@@ -47,7 +50,6 @@ __all__ = [
     "ssl_context_for",
 ]
 
-_DEFAULT_PORTS = {TLSMode.IMPLICIT: 465, TLSMode.STARTTLS: 587}
 # A verified certificate is the default; these are the modes --direct understands.
 _DIRECT_TLS = (TLSMode.OPPORTUNISTIC, TLSMode.STARTTLS)
 
@@ -68,8 +70,8 @@ class SendRequest:
     insecure: bool = False
     adapter: str = "blocking"
     resolver: Endpoint | None = None
-    port: int = 25
-    timeout: float = 30.0
+    port: int | None = None  # --direct only: the relay's port is part of --server
+    timeout: float = DEFAULT_CONNECT_TIMEOUT
     notify: Sequence[str] | None = None
     ret: str | None = None
     envid: str | None = None
@@ -133,6 +135,13 @@ def _check(request: SendRequest) -> None:
             raise UsageError("--insecure applies to --server only")
     elif request.resolver is not None:
         raise UsageError("--resolver applies to --direct only")
+    elif request.port is not None:
+        raise UsageError("--port applies to --direct only: give the relay's as --server HOST:PORT")
+    try:
+        notify = tuple(request.notify) if request.notify is not None else None
+        check_dsn_options(request.ret, request.envid, notify, None)
+    except ValueError as exc:
+        raise UsageError(f"--dsn options: {exc}") from None
 
 
 def run_send(request: SendRequest, printer: TranscriptPrinter | None) -> int:
@@ -183,7 +192,7 @@ def _deliver(
 ) -> DeliveryReport:
     domains = {r.rpartition("@")[2] for r in recipients}
     options: dict[str, Any] = {
-        "port": request.port,
+        "port": DEFAULT_MX_PORT if request.port is None else request.port,
         "local_hostname": request.local_hostname,
         # --tls starttls: every recipient domain must offer STARTTLS with a verified certificate.
         "tls_policy": TLSPolicy(frozenset(domains))
@@ -238,7 +247,7 @@ def _relay(
 ) -> DeliveryReport:
     assert request.server is not None
     tls = request.tls or TLSMode.STARTTLS
-    port = request.server.port or _DEFAULT_PORTS.get(tls, 25)
+    port = request.server.port or DEFAULT_PORTS.get(tls, DEFAULT_MX_PORT)
     if printer is not None:
         printer.note(f"connecting to {request.server.host} port {port} (TLS: {tls.value})")
     steps = _Steps(request, port, tls, body, sender, recipients, password, context)
