@@ -187,7 +187,7 @@ class AsyncSMTPClient(abc.ABC):
 
     @property
     def extensions(self) -> Extensions:
-        return self._session.conn.extensions
+        return self._session.extensions
 
     @property
     def tls_active(self) -> bool:

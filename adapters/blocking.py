@@ -177,7 +177,7 @@ class SMTPClient:
 
     @property
     def extensions(self) -> Extensions:
-        return self._session.conn.extensions
+        return self._session.extensions
 
     @property
     def tls_active(self) -> bool:

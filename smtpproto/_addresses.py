@@ -39,6 +39,7 @@ __all__ = [
     "format_mailbox",
     "is_postmaster",
     "needs_smtputf8",
+    "rcpt_path",
 ]
 
 # RFC 5321 §4.5.3.1.1-.3 (C9).  The path limit includes the angle brackets.
@@ -81,6 +82,12 @@ def needs_smtputf8(text: str) -> bool:
 def is_postmaster(address: str) -> bool:
     """True for the domain-less ``Postmaster`` that RCPT TO always accepts, in any case (C2)."""
     return address.isascii() and address.lower() == "postmaster"
+
+
+def rcpt_path(address: str) -> str:
+    """What goes between ``<`` and ``>`` in RCPT TO: ``Postmaster`` as given, else the checked
+    mailbox (:func:`format_mailbox`)."""
+    return address if is_postmaster(address) else format_mailbox(address)
 
 
 def check_text_argument(value: str, what: str) -> str:

@@ -47,11 +47,12 @@ from ._events import (
     StartTLS,
     Vrfy,
 )
+from ._extensions import Extensions
 from ._io import Close, Connect, IORequest, Receive, Send, StartTLSHandshake, TLSMode
 from ._limits import Limits
 from ._state import kind_of
 from ._transcript import log_reply, log_sent, transcript_enabled
-from ._wire import COMMAND_LINE_LIMIT
+from ._wire import COMMAND_LINE_LIMIT, auth_line
 
 __all__ = ["DEFAULT_PORTS", "FATAL_ERRORS", "HELO_FALLBACK_CODES", "Channel", "Operation"]
 
@@ -100,7 +101,8 @@ class Channel(abc.ABC):
         self.closed = True
 
     @property
-    def extensions(self) -> Any:
+    def extensions(self) -> Extensions:
+        """What the server advertised in its last EHLO reply."""
         return self.conn.extensions
 
     @property
@@ -324,10 +326,8 @@ class Channel(abc.ABC):
 
     def _authenticate(self, mech: sasl.Mechanism) -> Operation[Reply]:
         initial = mech.initial_response()
-        if initial is not None:
-            line = 6 + len(mech.name) + len(base64.b64encode(initial)) + 2
-            if line > COMMAND_LINE_LIMIT:  # RFC 4954 §4: send it after an empty 334 instead
-                initial = None
+        if initial is not None and len(auth_line(mech.name, initial)) > COMMAND_LINE_LIMIT:
+            initial = None  # RFC 4954 §4: send it after an empty 334 instead
         reply = yield from self.command(Auth(mech.name, initial))
         while reply.is_intermediate:
             try:

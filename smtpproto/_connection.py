@@ -40,9 +40,9 @@ from ._state import (
     State,
     kind_of,
 )
-from ._wire import COMMAND_LINE_LIMIT, render_mail, render_rcpt
+from ._wire import COMMAND_LINE_LIMIT, auth_line, render_mail, render_rcpt
 
-__all__ = ["NEED_DATA", "PAUSED", "ClientConnection", "Limits", "Sentinel"]
+__all__ = ["NEED_DATA", "PAUSED", "ClientConnection", "Sentinel"]
 
 
 class Sentinel(enum.Enum):
@@ -378,15 +378,13 @@ class ClientConnection:
             raise LocalProtocolError("already authenticated (RFC 4954 §4)")
         if mechanism not in self.extensions.auth:
             raise LocalProtocolError(f"the server did not advertise AUTH {mechanism}")
-        line = f"AUTH {mechanism}"
-        if event.initial_response is not None:
-            line += " " + (_b64(event.initial_response) or "=")
-        if len(line) + 2 > COMMAND_LINE_LIMIT:
+        line = auth_line(mechanism, event.initial_response)
+        if len(line) > COMMAND_LINE_LIMIT:
             raise LocalProtocolError(
                 "the initial response makes the AUTH line longer than 512 octets: "
                 "send AUTH without it and answer the empty 334 challenge (RFC 4954 §4)"
             )
-        return f"{line}\r\n".encode("ascii")
+        return line
 
     def _render_auth_response(self, event: Command) -> bytes:
         assert isinstance(event, AuthResponse)

@@ -11,6 +11,7 @@ sends everything through one relay, authenticating first.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import random
 from collections.abc import Iterable
@@ -77,7 +78,7 @@ class TLSPolicy:
 
     def mode_for(self, domain: str) -> tuple[TLSMode, bool]:
         # Compare lookup names, so every spelling (case, trailing dot, U-label) matches.
-        if lookup_name(domain) in {lookup_name(d) for d in self.required_domains}:
+        if lookup_name(domain) in _lookup_names(self.required_domains):
             return TLSMode.STARTTLS, True
         return TLSMode.OPPORTUNISTIC, False
 
@@ -117,6 +118,11 @@ class DeliveryOptions:
             timeouts=self.timeouts,
             connect_timeout=self.connect_timeout,
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _lookup_names(domains: frozenset[str]) -> frozenset[str | None]:
+    return frozenset(lookup_name(d) for d in domains)
 
 
 def _check_send_options(send_options: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ._addresses import check_text_argument, ehlo_domain, format_mailbox, is_postmaster
+from ._addresses import check_text_argument, ehlo_domain, format_mailbox, rcpt_path
 from ._frozen import fast_init
 from ._replies import EnhancedStatus, parse_enhanced_status
 from ._xtext import check_esmtp_keyword, check_esmtp_value, xtext_encode
@@ -205,8 +205,7 @@ class RcptTo:
     extra: tuple[tuple[str, str | None], ...] = ()
 
     def __post_init__(self) -> None:
-        if not is_postmaster(self.recipient):
-            format_mailbox(self.recipient)
+        rcpt_path(self.recipient)  # a ValueError for a bad address (S1)
         if self.notify is not None:
             check_dsn_options(None, None, self.notify, None)
         if self.orcpt is not None:

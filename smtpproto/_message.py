@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Union
 
-from ._addresses import format_mailbox, is_postmaster, needs_smtputf8
+from ._addresses import format_mailbox, needs_smtputf8, rcpt_path
 from ._encoder import is_pure_crlf
 
 __all__ = ["Body", "BodySource", "OutgoingMessage", "body_source", "prepare_message"]
@@ -104,8 +104,7 @@ class OutgoingMessage:
         if self.sender:
             format_mailbox(self.sender)
         for rcpt in self.recipients:
-            if not is_postmaster(rcpt):
-                format_mailbox(rcpt)
+            rcpt_path(rcpt)
         smtputf8 = needs_smtputf8(self.sender) or any(map(needs_smtputf8, self.recipients))
         object.__setattr__(self, "smtputf8", smtputf8)  # a frozen dataclass's own field
 
@@ -114,8 +113,8 @@ class OutgoingMessage:
         return OutgoingMessage(self.sender, list(recipients), self.body)
 
 
-def _envelope_from_headers(message: email.message.Message) -> tuple[str, list[str], str]:
-    """Sender, recipients and header prefix as ``smtplib.send_message`` derives them."""
+def _envelope_from_headers(message: email.message.Message) -> tuple[str, list[str]]:
+    """Sender and recipients as ``smtplib.send_message`` derives them."""
     resent = message.get_all("Resent-Date") or []
     if len(resent) > 1:
         raise ValueError("the message has several Resent- blocks; give sender and recipients")
@@ -130,7 +129,7 @@ def _envelope_from_headers(message: email.message.Message) -> tuple[str, list[st
         _header_text(v) for h in ("To", "Cc", "Bcc") for v in message.get_all(prefix + h) or []
     ]
     recipients = [addr for _, addr in email.utils.getaddresses(fields) if addr]
-    return sender, recipients, prefix
+    return sender, recipients
 
 
 def _header_text(value: object) -> str:
@@ -199,7 +198,7 @@ def prepare_message(
     """
     rcpts = list(recipients) if recipients is not None else None
     if isinstance(body, email.message.Message):
-        header_sender, header_rcpts, _ = _envelope_from_headers(body)
+        header_sender, header_rcpts = _envelope_from_headers(body)
         sender = header_sender if sender is None else sender
         rcpts = header_rcpts if rcpts is None else rcpts
         international = any(needs_smtputf8(a) for a in [sender, *rcpts])

@@ -7,16 +7,17 @@ Each parameter is a row of a table: the extension that must have been advertised
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ._addresses import format_mailbox, is_postmaster, needs_smtputf8
+from ._addresses import format_mailbox, needs_smtputf8, rcpt_path
 from ._errors import LocalProtocolError
 from ._events import MailFrom, RcptTo
 from ._extensions import Extensions
 from ._xtext import xtext_encode
 
-__all__ = ["COMMAND_LINE_LIMIT", "render_mail", "render_rcpt"]
+__all__ = ["COMMAND_LINE_LIMIT", "auth_line", "render_mail", "render_rcpt"]
 
 # RFC 5321 §4.5.3.1.4: a command line is at most 512 octets including its CRLF.
 COMMAND_LINE_LIMIT = 512
@@ -113,7 +114,7 @@ def render_mail(event: MailFrom, extensions: Extensions) -> bytes:
 def render_rcpt(event: RcptTo, extensions: Extensions) -> bytes:
     """``RCPT TO:<...> [params]`` for ``event`` on a server with ``extensions``."""
     recipient = event.recipient
-    path = recipient if is_postmaster(recipient) else format_mailbox(recipient)
+    path = rcpt_path(recipient)
     params: list[tuple[_Param, str]] = []
     if event.notify is not None:
         params.append((_NOTIFY, "NOTIFY=" + ",".join(event.notify)))
@@ -122,3 +123,14 @@ def render_rcpt(event: RcptTo, extensions: Extensions) -> bytes:
     if event.extra:
         params += _extra(event.extra)
     return _line(f"RCPT TO:<{path}>", params, extensions)
+
+
+def auth_line(mechanism: str, initial_response: bytes | None) -> bytes:
+    """``AUTH mechanism [initial-response]``; an empty response is sent as ``=`` (RFC 4954 §4).
+
+    Its length decides whether the initial response may go on the line at all (512 octets).
+    """
+    line = f"AUTH {mechanism}"
+    if initial_response is not None:
+        line += " " + (base64.b64encode(initial_response).decode("ascii") or "=")
+    return f"{line}\r\n".encode("ascii")
