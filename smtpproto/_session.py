@@ -9,7 +9,7 @@ per-recipient results, RSET after failures, and what counts as delivered.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from ._addresses import needs_smtputf8
 from ._channel import (
@@ -276,27 +276,39 @@ class Session(Channel):
     def _send_body(
         self, message: OutgoingMessage, data_reply: Reply | None, accepted: int
     ) -> Operation[list[Reply]]:
+        yield from self._start_data(data_reply)
+        yield from self._stream(message.chunks(), end=True)
+        first = yield from self._read_reply()
+        return [first] + (yield from self._lmtp_more(accepted))
+
+    def _start_data(self, data_reply: Reply | None) -> Operation[None]:
+        """DATA, unless its reply came with the pipelined group; anything but 354 is
+        :class:`DataRefused`, after an RSET that leaves the session usable."""
         if data_reply is None:
             data_reply = yield from self.command(_DATA)
         if not data_reply.is_intermediate:
             yield from self.command(Rset())
             raise DataRefused("the server refused DATA", data_reply)
+
+    def _stream(self, chunks: Iterator[bytes], *, end: bool) -> Operation[None]:
+        """Send content; with ``end``, the end of data too."""
         try:
             # Each chunk is written when the next one is known, so the last one goes out with
             # the end of data: a small message costs one write, not two (and no Nagle stall).
             held: list[Command] = []
-            for chunk in message.chunks():
+            for chunk in chunks:
                 if held:
                     yield from self._send(*held)
                 held = [MessageData(chunk)]
-            yield from self._send(*held, _END_OF_MESSAGE)
+            if end:
+                held.append(_END_OF_MESSAGE)
+            if held:
+                yield from self._send(*held)
         except LocalProtocolError as exc:
             # Content the server cannot take (8-bit without 8BITMIME) found mid-stream: the only
             # safe way out of DATA is to drop the connection, so the partial message is discarded.
             yield from self._close()
             raise MessageEncodingError(str(exc)) from None
-        first = yield from self._read_reply()
-        return [first] + (yield from self._lmtp_more(accepted))
 
     def _lmtp_more(self, accepted: int) -> Operation[list[Reply]]:
         """LMTP answers the end of data once per accepted recipient (RFC 2033 §4.2)."""
@@ -404,20 +416,13 @@ class Session(Channel):
                 raise RecipientsRefused({r.recipient: r.reply for r in staged.results})
             if staged.binary:
                 raise MessageEncodingError("BODY=BINARYMIME content needs send_message (BDAT)")
-            reply = yield from self.command(_DATA)
-            if not reply.is_intermediate:
-                self._staged = None
-                yield from self.command(Rset())
-                raise DataRefused("the server refused DATA", reply)
-            staged.data_started = True
-        source = body_source(content)
-        try:
-            for chunk in source.chunks():
-                yield from self._send(MessageData(chunk))
-        except LocalProtocolError as exc:
-            self._staged = None
-            yield from self._close()
-            raise MessageEncodingError(str(exc)) from None
+            self._staged = None  # until the 354: a refused DATA ends the message
+            yield from self._start_data(None)
+            self._staged, staged.data_started = staged, True
+        chunks = body_source(content).chunks()
+        self._staged = None  # content the server cannot take ends the message and the session
+        yield from self._stream(chunks, end=False)
+        self._staged = staged
 
     def close_message(self) -> Operation[SendResult]:
         """End the data and return the result per recipient.  The message can still be refused
