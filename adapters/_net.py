@@ -7,9 +7,21 @@ import os
 import ssl
 from collections.abc import Callable
 
-from smtpproto._io import Receive
+from smtpproto import ConnectError, ConnectionLostError, TLSError
+from smtpproto._io import Connect, Receive
 
-__all__ = ["ReplyClock", "client_context", "os_reason"]
+__all__ = [
+    "HANDSHAKE",
+    "ReplyClock",
+    "client_context",
+    "connect_timed_out",
+    "handshake_refused",
+    "no_connection",
+    "os_reason",
+]
+
+#: The phase a TLS handshake's timeouts and losses are reported in (STARTTLS or implicit).
+HANDSHAKE = "TLS handshake"
 
 
 def client_context(configured: ssl.SSLContext | None, verify: bool) -> ssl.SSLContext:
@@ -59,3 +71,17 @@ class ReplyClock:
         if self._deadline is None:
             return None
         return max(0.0, self._deadline - self._now())
+
+
+def connect_timed_out(request: Connect) -> ConnectError:
+    return ConnectError(request.host, request.port, "timed out", timed_out=True)
+
+
+def handshake_refused(server_hostname: str, reason: object) -> TLSError:
+    """The TLS layer refused the handshake (a certificate, a protocol version...)."""
+    return TLSError(f"TLS handshake with {server_hostname} failed: {reason}")
+
+
+def no_connection(phase: str) -> ConnectionLostError:
+    """An I/O request with no connection open: a lost connection, never a silent no-op."""
+    return ConnectionLostError(phase, "the connection is closed")

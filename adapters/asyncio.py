@@ -26,7 +26,6 @@ from smtpproto import (
     Relay,
     SMTPError,
     SMTPTimeoutError,
-    TLSError,
     TLSMode,
     TLSPolicy,
 )
@@ -47,7 +46,15 @@ from smtpproto.mx import DEFAULT_MX_PORT
 
 from ._async_client import AsyncSMTPClient, Connecting
 from ._dns import resolve_async
-from ._net import ReplyClock, client_context, os_reason
+from ._net import (
+    HANDSHAKE,
+    ReplyClock,
+    client_context,
+    connect_timed_out,
+    handshake_refused,
+    no_connection,
+    os_reason,
+)
 
 __all__ = ["Connecting", "Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
@@ -175,7 +182,7 @@ class _Driver:
                 ),
             )
         except TimeoutError:
-            raise ConnectError(request.host, request.port, "timed out", timed_out=True) from None
+            raise connect_timed_out(request) from None
         except OSError as exc:
             raise ConnectError(request.host, request.port, os_reason(exc)) from None
         if request.implicit_tls:
@@ -203,17 +210,17 @@ class _Driver:
             return await _within(timeout, _start_tls(reader, writer, context, server_hostname))
         except (ssl.SSLError, ssl.CertificateError) as exc:
             writer.transport.abort()
-            raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from None
+            raise handshake_refused(server_hostname, exc) from None
         except TimeoutError:
             writer.transport.abort()
-            raise SMTPTimeoutError("TLS handshake", timeout) from None
+            raise SMTPTimeoutError(HANDSHAKE, timeout) from None
         except OSError as exc:
             writer.transport.abort()
-            raise ConnectionLostError("TLS handshake", str(exc)) from None
+            raise ConnectionLostError(HANDSHAKE, str(exc)) from None
 
     def _streams(self, phase: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.streams is None:
-            raise ConnectionLostError(phase, "the connection is closed")
+            raise no_connection(phase)
         return self.streams
 
     async def drop(self) -> None:

@@ -30,7 +30,6 @@ from smtpproto import (
     SendResult,
     SMTPError,
     SMTPTimeoutError,
-    TLSError,
     TLSMode,
     TLSPolicy,
 )
@@ -50,7 +49,15 @@ from smtpproto._session import Operation, Session
 from smtpproto.mx import DEFAULT_MX_PORT
 
 from ._dns import resolve_sync
-from ._net import ReplyClock, client_context, os_reason
+from ._net import (
+    HANDSHAKE,
+    ReplyClock,
+    client_context,
+    connect_timed_out,
+    handshake_refused,
+    no_connection,
+    os_reason,
+)
 
 __all__ = ["Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
@@ -289,7 +296,7 @@ class _Driver:
             # short write back until the peer's delayed ACK (40 ms per message).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except TimeoutError:
-            raise ConnectError(request.host, request.port, "timed out", timed_out=True) from None
+            raise connect_timed_out(request) from None
         except OSError as exc:
             raise ConnectError(request.host, request.port, os_reason(exc)) from None
         if request.implicit_tls:
@@ -310,17 +317,17 @@ class _Driver:
             return context.wrap_socket(sock, server_hostname=server_hostname)
         except (ssl.SSLError, ssl.CertificateError) as exc:
             sock.close()
-            raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from None
+            raise handshake_refused(server_hostname, exc) from None
         except TimeoutError:
             sock.close()
-            raise SMTPTimeoutError("TLS handshake", timeout) from None
+            raise SMTPTimeoutError(HANDSHAKE, timeout) from None
         except OSError as exc:
             sock.close()
-            raise ConnectionLostError("TLS handshake", str(exc)) from None
+            raise ConnectionLostError(HANDSHAKE, str(exc)) from None
 
     def _socket(self, phase: str) -> socket.socket:
         if self.sock is None:
-            raise ConnectionLostError(phase, "the connection is closed")
+            raise no_connection(phase)
         return self.sock
 
     def drop(self) -> None:

@@ -26,7 +26,6 @@ from smtpproto import (
     Relay,
     SMTPError,
     SMTPTimeoutError,
-    TLSError,
     TLSMode,
     TLSPolicy,
 )
@@ -47,7 +46,15 @@ from smtpproto.mx import DEFAULT_MX_PORT
 
 from ._async_client import AsyncSMTPClient, Connecting
 from ._dns import resolve_async
-from ._net import ReplyClock, client_context, os_reason
+from ._net import (
+    HANDSHAKE,
+    ReplyClock,
+    client_context,
+    connect_timed_out,
+    handshake_refused,
+    no_connection,
+    os_reason,
+)
 
 __all__ = ["Connecting", "Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
@@ -165,7 +172,7 @@ class _Driver:
                     request.host, request.port, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY
                 )
         except trio.TooSlowError:
-            raise ConnectError(request.host, request.port, "timed out", timed_out=True) from None
+            raise connect_timed_out(request) from None
         except OSError as exc:
             raise ConnectError(request.host, request.port, _connect_reason(exc)) from None
         if request.implicit_tls:
@@ -184,20 +191,18 @@ class _Driver:
                 await tls_stream.do_handshake()
         except trio.TooSlowError:
             await trio.aclose_forcefully(tls_stream)
-            raise SMTPTimeoutError("TLS handshake", timeout) from None
+            raise SMTPTimeoutError(HANDSHAKE, timeout) from None
         except BROKEN as exc:
             await trio.aclose_forcefully(tls_stream)
             # trio wraps the ssl module's error; anything else broke the connection itself.
             if isinstance(exc.__cause__, ssl.SSLError):
-                raise TLSError(
-                    f"TLS handshake with {server_hostname} failed: {exc.__cause__}"
-                ) from None
-            raise ConnectionLostError("TLS handshake", _detail(exc)) from None
+                raise handshake_refused(server_hostname, exc.__cause__) from None
+            raise ConnectionLostError(HANDSHAKE, _detail(exc)) from None
         return tls_stream
 
     def _stream(self, phase: str) -> trio.abc.Stream:
         if self.stream is None:
-            raise ConnectionLostError(phase, "the connection is closed")
+            raise no_connection(phase)
         return self.stream
 
     async def drop(self) -> None:
