@@ -67,7 +67,8 @@ class AsyncSMTPClient(abc.ABC):
         }
         # socket.getfqdn() can block on DNS, so the default name is looked up in open().
         self._local_hostname = local_hostname
-        self._session = Session(local_hostname=local_hostname or "localhost", **self._options)
+        placeholder = "localhost" if local_hostname is None else local_hostname
+        self._session = Session(local_hostname=placeholder, **self._options)
         self._driver = self._make_driver(ssl_context)
 
     @classmethod

@@ -82,7 +82,7 @@ class SMTPClient:
         limits: Limits | None = None,
     ) -> None:
         self._session = Session(
-            local_hostname=local_hostname or socket.getfqdn(),
+            local_hostname=socket.getfqdn() if local_hostname is None else local_hostname,
             lmtp=lmtp,
             limits=limits,
             timeouts=timeouts,
@@ -364,7 +364,7 @@ def deliver(
         sender,
         recipients,
         relay=relay,
-        local_hostname=local_hostname or socket.getfqdn(),
+        local_hostname=socket.getfqdn() if local_hostname is None else local_hostname,
         port=port,
         tls_policy=tls_policy,
         timeouts=timeouts,

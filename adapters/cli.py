@@ -27,7 +27,9 @@ from .cli_common import (
     PASSWORD_ENV,
     MissingExtra,
     UsageError,
+    make_resolver,
     parse_endpoint,
+    ssl_context_for,
     use_color,
 )
 from .cli_message import MessageSpec, parse_header
@@ -215,7 +217,6 @@ def _send(args: argparse.Namespace) -> int:
 
 def _mx(args: argparse.Namespace) -> int:
     from .cli_mx import ProbeSettings, run_mx  # noqa: PLC0415
-    from .cli_send import make_resolver, ssl_context_for  # noqa: PLC0415
 
     resolver = make_resolver(parse_endpoint(args.resolver, "--resolver")) if args.resolver else None
     settings = ProbeSettings(

@@ -1,4 +1,5 @@
-"""What the command-line modules share: exit codes, the usage error, and address parsing.
+"""What the command-line modules share: exit codes, the usage error, address parsing, and the
+TLS context and DNS resolver the options ask for.
 
 The exit codes follow BSD's ``sysexits.h`` so that scripts (and mail systems calling us as a
 transport) can tell "retry later" from "give up".
@@ -7,8 +8,9 @@ transport) can tell "retry later" from "give up".
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from smtpproto import DeliveryReport
 
@@ -24,7 +26,9 @@ __all__ = [
     "MissingExtra",
     "UsageError",
     "exit_code_for",
+    "make_resolver",
     "parse_endpoint",
+    "ssl_context_for",
 ]
 
 #: Every recipient was delivered (or, for ``mx``, a server answered).
@@ -94,3 +98,29 @@ def use_color(stream_is_tty: bool, choice: ColorChoice) -> bool:
     if choice == "never" or (choice == "auto" and os.environ.get("NO_COLOR")):
         return False
     return choice == "always" or stream_is_tty
+
+
+def ssl_context_for(cafile: str | None) -> ssl.SSLContext | None:
+    """A verifying context trusting only ``cafile``, or None for the system's defaults."""
+    if cafile is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"cannot load the CA certificates in {cafile!r}: {exc}") from None
+
+
+def make_resolver(endpoint: Endpoint, *, asynchronous: bool = False) -> Any:
+    """A resolver that asks only ``endpoint`` (for tests and private zones)."""
+    import dns.asyncresolver  # noqa: PLC0415 -- only the commands that resolve need dnspython
+    import dns.resolver  # noqa: PLC0415
+
+    resolver = (
+        dns.asyncresolver.Resolver(configure=False)
+        if asynchronous
+        else dns.resolver.Resolver(configure=False)
+    )
+    resolver.nameservers = [endpoint.host]
+    resolver.port = endpoint.port or 53
+    resolver.lifetime = 5.0
+    return resolver

@@ -123,7 +123,6 @@ class CountingBody(io.BytesIO):
 
     def __init__(self, data: bytes, on_read: Callable[[int], None]) -> None:
         super().__init__(data)
-        self.total = len(data)
         self._on_read = on_read
 
     def read(self, size: int | None = -1, /) -> bytes:

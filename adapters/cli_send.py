@@ -19,9 +19,6 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-import dns.asyncresolver
-import dns.resolver
-
 from smtpproto import (
     DeliveryReport,
     RecipientOutcome,
@@ -37,17 +34,22 @@ from smtpproto._events import check_dsn_options
 from smtpproto._report import Status
 from smtpproto.mx import DEFAULT_MX_PORT
 
-from .cli_common import PASSWORD_ENV, Endpoint, UsageError, exit_code_for
+from .cli_common import (
+    PASSWORD_ENV,
+    Endpoint,
+    UsageError,
+    exit_code_for,
+    make_resolver,
+    ssl_context_for,
+)
 from .cli_message import POLICY, CountingBody, MessageSpec, build_message, envelope_address
 from .cli_output import TranscriptPrinter, make_progress, print_json, print_report, transcript
 
 __all__ = [
     "SendRequest",
-    "make_resolver",
     "read_password",
     "result_report",
     "run_send",
-    "ssl_context_for",
 ]
 
 # A verified certificate is the default; these are the modes --direct understands.
@@ -100,29 +102,6 @@ def read_password(user: str) -> str:
             raise UsageError(
                 f"no terminal to ask for the password of {user}: set {PASSWORD_ENV}"
             ) from None
-
-
-def ssl_context_for(cafile: str | None) -> ssl.SSLContext | None:
-    """A verifying context trusting only ``cafile``, or None for the system's defaults."""
-    if cafile is None:
-        return None
-    try:
-        return ssl.create_default_context(cafile=cafile)
-    except (OSError, ssl.SSLError) as exc:
-        raise UsageError(f"cannot load the CA certificates in {cafile!r}: {exc}") from None
-
-
-def make_resolver(endpoint: Endpoint, *, asynchronous: bool = False) -> Any:
-    """A resolver that asks only ``endpoint`` (for tests and private zones)."""
-    resolver = (
-        dns.asyncresolver.Resolver(configure=False)
-        if asynchronous
-        else dns.resolver.Resolver(configure=False)
-    )
-    resolver.nameservers = [endpoint.host]
-    resolver.port = endpoint.port or 53
-    resolver.lifetime = 5.0
-    return resolver
 
 
 def _check(request: SendRequest) -> None:
@@ -218,10 +197,7 @@ def _run_async(adapter: str, make: Callable[[], Any]) -> Any:
     if adapter == "trio":
         import trio  # noqa: PLC0415 -- an optional dependency, needed only here
 
-        async def call() -> Any:
-            return await make()
-
-        return trio.run(call)
+        return trio.run(make)
     return asyncio.run(make())
 
 
