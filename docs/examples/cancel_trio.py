@@ -16,6 +16,15 @@ else:
     from smtpproto.adapters.trio import SMTPClient, TLSMode
 
 
+def saw_close(listener: socket.socket) -> bool:
+    """Accept the client's connection and tell whether it is closed (EOF), waiting at most 5 s."""
+    listener.settimeout(5)
+    connection, _ = listener.accept()
+    with connection:
+        connection.settimeout(5)
+        return connection.recv(100) == b""
+
+
 async def main() -> None:
     with socket.socket() as silent:  # accepts connections (the kernel does) but never speaks
         silent.bind(("127.0.0.1", 0))
@@ -27,9 +36,10 @@ async def main() -> None:
             await SMTPClient.connect("127.0.0.1", port, tls=TLSMode.NONE, local_hostname="me.test")
         print("cancelled while waiting for the greeting:", scope.cancelled_caught)
         # [/cancel]
-        connection, _ = silent.accept()
-        with connection:
-            print("the server saw the connection closed:", connection.recv(100) == b"")
+        # The server's side runs in a thread, as it would elsewhere: a blocking call here would
+        # stop the event loop that the application keeps running.
+        closed = await trio.to_thread.run_sync(saw_close, silent)
+        print("the server saw the connection closed:", closed)
 
 
 if __name__ == "__main__":
