@@ -19,10 +19,11 @@ from smtpproto import (
     RecipientResult,
     Reply,
     SendResult,
+    Session,
     TLSMode,
 )
 from smtpproto._channel import DEFAULT_CONNECT_TIMEOUT
-from smtpproto._session import Operation, Session
+from smtpproto.driver import Operation
 
 __all__ = ["AsyncDriver", "AsyncSMTPClient", "Connecting"]
 
@@ -183,7 +184,7 @@ class AsyncSMTPClient(abc.ABC):
         try:
             await self._run(self._session.quit())
         finally:
-            self._session.closed = True
+            self._session.connection_lost()  # whatever happened: no connection from now on
             await self._driver.drop()
 
     @property
@@ -208,17 +209,13 @@ class AsyncSMTPClient(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         if self._is_cancellation(exc):
-            self._session.closed = True  # first: closing in a cancelled scope may raise again
+            self._session.connection_lost()  # first: closing in a cancelled scope may raise
             await self._driver.abort()  # no polite QUIT when the task is being cancelled
             return
         await self.disconnect()
 
     async def _run(self, op: Operation[T]) -> T:
-        try:
-            return await self._driver.run(op)
-        finally:
-            if not self._driver.connected:
-                self._session.closed = True
+        return await self._driver.run(op)
 
 
 class Connecting(Generic[C]):

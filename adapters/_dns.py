@@ -13,7 +13,7 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
-from smtpproto._io import ResolveAddresses, ResolveMX
+from smtpproto.driver import ResolveAddresses, ResolveMX
 from smtpproto.mx import DNSAnswer, DNSStatus, MXRecord
 
 __all__ = [

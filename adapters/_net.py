@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Callable
 
 from smtpproto import ConnectError, ConnectionLostError, TLSError
-from smtpproto._io import Connect, Receive
+from smtpproto.driver import Connect
 
 __all__ = [
     "HANDSHAKE",
-    "ReplyClock",
     "client_context",
     "connect_timed_out",
     "handshake_refused",
@@ -52,25 +50,6 @@ def os_reason(exc: OSError) -> str:
     """The operating system's words for a socket error ("Connection refused"), whatever
     wording the event loop put in the exception's message."""
     return os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
-
-
-class ReplyClock:
-    """The time left for the reply a ``Receive`` belongs to: its ``timeout`` is a deadline for
-    the whole reply, started by the first read (``fresh``), so a trickling server cannot make
-    every read a new wait (S7)."""
-
-    def __init__(self, now: Callable[[], float]) -> None:
-        self._now = now
-        self._deadline: float | None = None
-
-    def remaining(self, request: Receive) -> float | None:
-        if request.fresh:
-            timeout = request.timeout
-            self._deadline = None if timeout is None else self._now() + timeout
-            return timeout
-        if self._deadline is None:
-            return None
-        return max(0.0, self._deadline - self._now())
 
 
 def connect_timed_out(request: Connect) -> ConnectError:

@@ -1,7 +1,8 @@
 """smtpproto over blocking sockets.
 
-The driver loop performs the I/O requests of :mod:`smtpproto._io`; every SMTP decision is made
-by the operations in :mod:`smtpproto._session`.  Timeouts are enforced with ``settimeout``.
+A driver on the public contract of :mod:`smtpproto.driver`: it performs one request at a time,
+and every SMTP decision is made by the operations of :class:`smtpproto.Session`.  Timeouts are
+enforced with ``settimeout``.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from smtpproto import (
     DeliveryReport,
     Extensions,
     Limits,
-    RecipientOutcome,
     RecipientResult,
     Relay,
     Reply,
     SendResult,
+    Session,
     SMTPError,
     SMTPTimeoutError,
     TLSMode,
@@ -35,29 +36,31 @@ from smtpproto import (
 )
 from smtpproto._channel import DEFAULT_CONNECT_TIMEOUT
 from smtpproto._delivery import DeliveryJob
-from smtpproto._io import (
+from smtpproto.driver import (
     Close,
     Connect,
-    IORequest,
+    Operation,
     Receive,
+    ReplyClock,
+    Request,
     ResolveAddresses,
     ResolveMX,
     Send,
     StartTLSHandshake,
+    drive,
 )
-from smtpproto._session import Operation, Session
 from smtpproto.mx import DEFAULT_MX_PORT
 
 from ._dns import resolve_sync
 from ._net import (
     HANDSHAKE,
-    ReplyClock,
     client_context,
     connect_timed_out,
     handshake_refused,
     no_connection,
     os_reason,
 )
+from .bodies import perform_body_request
 
 __all__ = ["Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
@@ -206,15 +209,11 @@ class SMTPClient:
         self.disconnect()
 
     def _run(self, op: Operation[T]) -> T:
-        try:
-            return self._driver.run(op)
-        finally:
-            if self._driver.sock is None:
-                self._session.closed = True
+        return self._driver.run(op)
 
     def _drop(self) -> None:
         self._driver.drop()
-        self._session.closed = True
+        self._session.connection_lost()
 
 
 class _Driver:
@@ -229,25 +228,14 @@ class _Driver:
         self.clock = ReplyClock(time.monotonic)
 
     def run(self, op: Operation[T]) -> T:
-        value: Any = None
-        error: SMTPError | None = None
         try:
-            while True:
-                try:
-                    request = op.throw(error) if error is not None else op.send(value)
-                except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
-                value, error = None, None
-                try:
-                    value = self.perform(request)
-                except SMTPError as exc:
-                    error = exc
+            return drive(op, self.perform)
         except BaseException as exc:
             if not isinstance(exc, SMTPError):  # interrupted mid-exchange: the session is lost
                 self.drop()
             raise
 
-    def perform(self, request: IORequest) -> Any:
+    def perform(self, request: Request) -> Any:
         if type(request) is Send:
             sock = self._socket(request.phase)
             try:
@@ -285,8 +273,10 @@ class _Driver:
         if isinstance(request, Close):
             self.drop()
             return None
-        assert isinstance(request, (ResolveMX, ResolveAddresses))
-        return resolve_sync(self.resolver, request)
+        if isinstance(request, (ResolveMX, ResolveAddresses)):
+            return resolve_sync(self.resolver, request)
+        assert not isinstance(request, (Send, Receive))  # served first, by exact type
+        return perform_body_request(request)
 
     def _connect(self, request: Connect) -> socket.socket:
         try:
@@ -372,12 +362,13 @@ def deliver(
         **options,
     )
 
-    def run(op: Operation[list[RecipientOutcome]]) -> list[RecipientOutcome]:
+    def run(op: Operation[T]) -> T:
         driver = _Driver(ssl_context, resolver)
         try:
             return driver.run(op)
         finally:
             driver.drop()
 
+    run(job.prepare())
     with concurrent.futures.ThreadPoolExecutor(job.parallelism(workers)) as pool:
         return job.report(pool.map(run, job.operations()))

@@ -18,8 +18,8 @@ import dns.resolver
 
 from smtpproto import ConnectError, Extensions, Reply, Session, SMTPError, TLSError, TLSMode
 from smtpproto._delivery import DeliveryOptions, plan
-from smtpproto._io import IORequest, ResolveAddresses, ResolveMX, StartTLSHandshake
 from smtpproto._state import TIMEOUTS
+from smtpproto.driver import Request, ResolveAddresses, ResolveMX, StartTLSHandshake
 from smtpproto.mx import Attempt, DeliveryPlan, DNSAnswer
 
 from .blocking import _Driver
@@ -50,7 +50,7 @@ class _RecordingDriver(_Driver):
         self.before_tls: Extensions | None = None
         self.certificate: dict[str, str] | None = None
 
-    def perform(self, request: IORequest) -> Any:
+    def perform(self, request: Request) -> Any:
         if isinstance(request, StartTLSHandshake) and self.session is not None:
             self.before_tls = self.session.conn.extensions  # STARTTLS makes the client forget it
         value = super().perform(request)

@@ -1,8 +1,9 @@
 """smtpproto over trio streams.
 
-The driver loop performs the I/O requests of :mod:`smtpproto._io`; every SMTP decision is made
-by the operations in :mod:`smtpproto._session`.  Timeouts are enforced per request with
-``trio.fail_after``.  A client serves one task at a time.
+A driver on the public contract of :mod:`smtpproto.driver`: it performs one request at a time,
+and every SMTP decision is made by the operations of :class:`smtpproto.Session`.
+Timeouts are enforced per request with ``trio.fail_after``.  A client serves one task at
+a time.
 """
 
 from __future__ import annotations
@@ -31,30 +32,32 @@ from smtpproto import (
 )
 from smtpproto._channel import DEFAULT_CONNECT_TIMEOUT
 from smtpproto._delivery import DeliveryJob
-from smtpproto._io import (
+from smtpproto.driver import (
     Close,
     Connect,
-    IORequest,
+    Operation,
     Receive,
+    ReplyClock,
+    Request,
     ResolveAddresses,
     ResolveMX,
     Send,
     StartTLSHandshake,
+    drive_async,
 )
-from smtpproto._session import Operation
 from smtpproto.mx import DEFAULT_MX_PORT
 
 from ._async_client import AsyncSMTPClient, Connecting
 from ._dns import resolve_async
 from ._net import (
     HANDSHAKE,
-    ReplyClock,
     client_context,
     connect_timed_out,
     handshake_refused,
     no_connection,
     os_reason,
 )
+from .bodies import perform_body_request
 
 __all__ = ["Connecting", "Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
@@ -104,25 +107,14 @@ class _Driver:
         self.stream: trio.abc.Stream | None = None
 
     async def run(self, op: Operation[T]) -> T:
-        value: Any = None
-        error: SMTPError | None = None
         try:
-            while True:
-                try:
-                    request = op.throw(error) if error is not None else op.send(value)
-                except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
-                value, error = None, None
-                try:
-                    value = await self.perform(request)
-                except SMTPError as exc:
-                    error = exc
+            return await drive_async(op, self.perform)
         except BaseException as exc:
             if not isinstance(exc, SMTPError):  # cancelled or failed mid-exchange: session lost
                 await self.abort()
             raise
 
-    async def perform(self, request: IORequest) -> Any:
+    async def perform(self, request: Request) -> Any:
         # Sends and receives use a bare CancelScope: fail_after's two context-manager layers
         # cost more than the I/O itself on a fast connection.
         if type(request) is Send:
@@ -161,8 +153,11 @@ class _Driver:
             else:
                 await self.abort()
             return None
-        assert isinstance(request, (ResolveMX, ResolveAddresses))
-        return await resolve_async(self.resolver, request, "trio")
+        if isinstance(request, (ResolveMX, ResolveAddresses)):
+            return await resolve_async(self.resolver, request, "trio")
+        assert not isinstance(request, (Send, Receive))  # served first, by exact type
+        # Reading a file or a pipe may block: off the event loop.
+        return await trio.to_thread.run_sync(perform_body_request, request)
 
     async def _connect(self, request: Connect) -> trio.abc.Stream:
         try:

@@ -11,6 +11,7 @@ from ._encoder import BodyInspector, CRLFNormalizer, DataEncoder
 from ._errors import (
     AuthenticationError,
     AuthNotSupported,
+    BodyReadError,
     CleartextAuthRefused,
     ConnectError,
     ConnectionLostError,
@@ -52,9 +53,9 @@ from ._events import (
     Vrfy,
 )
 from ._extensions import Extensions, parse_ehlo
-from ._io import TLSMode
 from ._limits import Limits
 from ._message import Body, OutgoingMessage, prepare_message
+from ._options import TLSMode
 from ._replies import EnhancedStatus
 from ._report import AttemptRecord, DeliveryReport, RecipientOutcome
 from ._results import RecipientResult, SendResult
@@ -73,6 +74,7 @@ __all__ = [
     "Bdat",
     "Body",
     "BodyInspector",
+    "BodyReadError",
     "CRLFNormalizer",
     "CleartextAuthRefused",
     "ClientConnection",

@@ -1,3 +1,3 @@
-from smtpproto.adapters.cli import main  # type: ignore[import-not-found]
+from smtpproto.adapters.cli import main
 
 raise SystemExit(main())

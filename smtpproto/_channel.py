@@ -1,8 +1,8 @@
 """Operations up to the mail transaction: connect, greet, start TLS, authenticate.
 
 Part of the operations layer (see :mod:`._session`).  A :class:`Channel` wraps a
-:class:`ClientConnection`.  Each public method returns a generator; an
-adapter drives it (``request = op.send(result)``) and performs the requests of :mod:`._io`.
+:class:`ClientConnection`.  Each public method returns an operation, which a driver runs with
+:func:`smtpproto.driver.drive`, performing the requests of :mod:`smtpproto.driver`.
 Nothing here blocks, sleeps or touches a socket, so the three adapters share every decision:
 HELO fallback, STARTTLS policy, the choice of SASL mechanism, pipelining, SIZE/BODY/SMTPUTF8,
 per-recipient results, RSET after failures, and what counts as delivered.
@@ -14,7 +14,6 @@ import abc
 import base64
 import binascii
 import contextlib
-from collections.abc import Generator
 from typing import Any, TypeVar
 
 from . import sasl
@@ -48,16 +47,16 @@ from ._events import (
     Vrfy,
 )
 from ._extensions import Extensions
-from ._io import Close, Connect, IORequest, Receive, Send, StartTLSHandshake, TLSMode
 from ._limits import Limits
+from ._options import TLSMode
 from ._state import kind_of
 from ._transcript import log_reply, log_sent, transcript_enabled
 from ._wire import COMMAND_LINE_LIMIT, auth_line
+from .driver import Close, Connect, Operation, Receive, Send, StartTLSHandshake
 
-__all__ = ["DEFAULT_PORTS", "FATAL_ERRORS", "HELO_FALLBACK_CODES", "Channel", "Operation"]
+__all__ = ["DEFAULT_PORTS", "FATAL_ERRORS", "HELO_FALLBACK_CODES", "Channel"]
 
 T = TypeVar("T")
-Operation = Generator[IORequest, Any, T]
 
 DEFAULT_PORTS = {TLSMode.IMPLICIT: 465, TLSMode.STARTTLS: 587}
 DEFAULT_CONNECT_TIMEOUT = 30.0  # Postfix's smtp_connect_timeout
@@ -98,7 +97,20 @@ class Channel(abc.ABC):
         self.connect_timeout = connect_timeout
         self.server_hostname = ""
         self.tls_verified = False
-        self.closed = True
+        self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session has no usable connection: never opened, closed, or lost."""
+        return self._closed
+
+    def connection_lost(self) -> None:
+        """Tell the session that the driver dropped its connection without being asked to (a
+        cancellation, an interrupt): later operations fail at once, without I/O, until the next
+        :meth:`open`.  :func:`~smtpproto.driver.drive` calls it through the interrupted
+        operation; a driver calls it when it drops the connection between operations."""
+        self._closed = True
+        self._forget_message()
 
     @property
     def extensions(self) -> Extensions:
@@ -165,7 +177,7 @@ class Channel(abc.ABC):
 
     def _guarded(self, op: Operation[T], *, opening: bool = False) -> Operation[T]:
         """Run ``op``; on an error that leaves the connection untrustworthy, close it."""
-        if self.closed and not opening:
+        if self._closed and not opening:
             op.close()
             raise ConnectionLostError(
                 "the next command", "the connection is closed; open a new one"
@@ -175,10 +187,13 @@ class Channel(abc.ABC):
         except FATAL_ERRORS:
             yield from self._close()
             raise
+        except GeneratorExit:  # the driver was interrupted mid-exchange and dropped the line
+            self.connection_lost()
+            raise
 
     def _close(self, *, graceful: bool = False) -> Operation[None]:
-        if not self.closed:
-            self.closed = True
+        if not self._closed:
+            self._closed = True
             yield Close(graceful)
 
     def _quit_and_close(self) -> Operation[None]:
@@ -216,6 +231,7 @@ class Channel(abc.ABC):
         self._conn_unused = False
         self._forget_message()
         self.server_hostname = server_hostname or host
+        self._closed = True  # the Connect replaces any connection the driver had
         yield Connect(
             host,
             DEFAULT_PORTS.get(tls, 25) if port is None else port,
@@ -224,7 +240,7 @@ class Channel(abc.ABC):
             server_hostname=self.server_hostname,
             verify=verify,
         )
-        self.closed = False
+        self._closed = False
         self.tls_verified = implicit and verify
         try:
             greeting = yield from self._read_reply()
@@ -365,12 +381,16 @@ class Channel(abc.ABC):
 
     def quit(self) -> Operation[None]:
         """QUIT and close; safe to call in any state, and more than once."""
-        if self.closed:
+        if self._closed:
             return
         if self._forget_message() or self.conn.pending:
             yield from self._close()  # mid-transaction or mid-data: just drop the connection
             return
-        yield from self._quit_and_close()
+        try:
+            yield from self._quit_and_close()
+        except GeneratorExit:  # interrupted: the driver dropped the connection
+            self.connection_lost()
+            raise
 
     @abc.abstractmethod
     def _forget_message(self) -> bool:

@@ -29,11 +29,12 @@ from ._errors import (
     TLSError,
 )
 from ._events import Reply, check_dsn_options
-from ._io import ResolveAddresses, ResolveMX, TLSMode
 from ._message import Body, OutgoingMessage, prepare_message
+from ._options import TLSMode
 from ._report import AttemptRecord, DeliveryReport, RecipientOutcome, Status
 from ._results import SendResult
-from ._session import Operation, Session
+from ._session import Session
+from .driver import Operation, ResolveAddresses, ResolveMX
 from .mx import (
     DEFAULT_ADDRESS_LIMIT,
     DEFAULT_MX_PORT,
@@ -56,6 +57,10 @@ __all__ = [
     "group_by_domain",
 ]
 
+_STREAM_REFUSED = (
+    "deliver() may have to send the body more than once (another MX, another domain): give "
+    "bytes, str, a Message, a path or a seekable file, not a stream"
+)
 # A relay without implicit TLS defaults to the submission port (RFC 6409).
 SUBMISSION_PORT = 587
 # The keyword options Session.send_message takes: what deliver()'s send_options may hold.
@@ -364,10 +369,7 @@ class DeliveryJob:
     ) -> None:
         self.message = prepare_message(message, sender, recipients)
         if self.message.single_use:
-            raise ValueError(
-                "deliver() may have to send the body more than once (another MX, another "
-                "domain): give bytes, str, a Message, a path or a seekable file, not a stream"
-            )
+            raise ValueError(_STREAM_REFUSED)
         _check_send_options(options.send_options)
         self.relay = relay
         self.options = options
@@ -399,6 +401,18 @@ class DeliveryJob:
             **options,
         )
         return cls(message, sender, recipients, relay=relay, options=settings)
+
+    def prepare(self) -> Operation[None]:
+        """Open the body once before anything is sent, when the driver reads it: a missing file
+        fails now (:exc:`~smtpproto.BodyReadError`), and a file that cannot be read twice (a
+        pipe) is refused, since another MX or domain may need it again."""
+        body = self.message.body
+        if body.stream is None:
+            return
+        reader = yield from body.open()
+        yield from reader.close()
+        if body.single_use:
+            raise ValueError(_STREAM_REFUSED)
 
     def parallelism(self, requested: int) -> int:
         """How many operations may run at once: a file object has one position, so one."""

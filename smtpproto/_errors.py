@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AuthNotSupported",
     "AuthenticationError",
+    "BodyReadError",
     "CleartextAuthRefused",
     "ConnectError",
     "ConnectionLostError",
@@ -122,6 +123,12 @@ class MessageTooLarge(SMTPError):
 
 class MessageEncodingError(SMTPError):
     """The message needs an extension (8BITMIME, BINARYMIME, SMTPUTF8) the server lacks."""
+
+
+class BodyReadError(SMTPError):
+    """The message body could not be read (a missing file, a failing stream).  Raised before
+    MAIL when the body cannot be opened; mid-data, the connection is dropped so that no part of
+    the message can be delivered."""
 
 
 class CleartextAuthRefused(SMTPError):

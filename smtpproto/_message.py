@@ -1,9 +1,10 @@
 """What can be sent as a message, and its envelope.
 
 Bodies come as ``bytes``, ``str``, an ``email.message.Message``, a path, a binary file object or
-an iterable of byte chunks.  All of them become an :class:`OutgoingMessage` that streams bounded
-chunks, so sending a 1 GB file costs roughly constant memory, and knows its size when that can be
-had without reading the body (for SIZE, RFC 1870).
+an iterable of byte chunks.  All of them become an :class:`OutgoingMessage`.  The core reads only
+what is already in memory: a path, a file or an iterable is read by the driver, chunk by chunk,
+through the body requests of :mod:`smtpproto.driver` (``OpenBody``, ``ReadBody``, ``CloseBody``),
+so sending a 1 GB file costs roughly constant memory and never blocks an event loop.
 """
 
 from __future__ import annotations
@@ -13,17 +14,26 @@ import email.header
 import email.message
 import email.policy
 import email.utils
-import io
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Union
 
 from ._addresses import format_mailbox, needs_smtputf8, rcpt_path
 from ._encoder import is_pure_crlf
+from .driver import BodyStream, CloseBody, OpenBody, OpenedBody, Operation, ReadBody
 
-__all__ = ["Body", "BodySource", "OutgoingMessage", "body_source", "prepare_message"]
+__all__ = [
+    "CHUNK_SIZE",
+    "Body",
+    "BodyReader",
+    "BodySource",
+    "OutgoingMessage",
+    "body_source",
+    "prepare_message",
+]
 
+#: The most a driver is asked to read at once, and the size of an in-memory body's chunks.
 CHUNK_SIZE = 1 << 16
 
 Body = Union[
@@ -38,34 +48,67 @@ Body = Union[
 ]
 
 
+class BodyReader:
+    """One pass over a body: its chunks, from memory or through the driver."""
+
+    def __init__(self, size: int | None, memory: Iterator[bytes], opened: OpenedBody | None):
+        self.size = size  # octets, when known without reading the body (for SIZE)
+        self._memory = memory
+        self._opened = opened
+
+    def read(self) -> Operation[bytes]:
+        """The next chunk, ``b""`` at the end."""
+        if self._opened is None:
+            return next(self._memory, b"")
+        chunk: bytes = yield ReadBody(self._opened.reader, CHUNK_SIZE)
+        return chunk
+
+    def close(self) -> Operation[None]:
+        if self._opened is not None:
+            opened, self._opened = self._opened, None
+            yield CloseBody(opened.reader)
+
+
 class BodySource:
-    """Where a body's chunks come from; shared by every envelope that sends the same body."""
+    """Where a body's chunks come from; shared by every envelope that sends the same body.
+
+    In memory (``data``), or a :data:`~smtpproto.driver.BodyStream` that the driver reads.
+    """
 
     def __init__(
-        self,
-        opener: Callable[[], Iterator[bytes]],
-        size: int | None,
-        eight_bit: bool | None,
-        *,
-        single_use: bool = False,
-        file: bool = False,
+        self, data: bytes | None, stream: BodyStream | None, size: int | None = None
     ) -> None:
-        self._open = opener
-        self.size = size  # octets, when known without reading the body
-        self.eight_bit = eight_bit  # None: unknown until the body has been read
-        self.single_use = single_use  # a stream that can be read only once
-        self.single_reader = single_use or file  # a file object: one reader at a time
+        self.data = data
+        self.stream = stream
+        self.size = size  # octets on the wire; for a stream, learnt when it is first opened
+        # Content that needs 8BITMIME; None: unknown until the body has been read.
+        self.eight_bit = None if data is None else not data.isascii()
+        file = hasattr(stream, "read")
+        # A stream that can be read only once: an iterable (a file that cannot seek is found
+        # out when it is first opened).
+        self.single_use = stream is not None and not file and not isinstance(stream, os.PathLike)
+        # A file object has one position, and a stream one pass: one reader at a time.
+        self.single_reader = file or self.single_use
+        self._start: int | None = None
         self._used = False
 
-    def chunks(self) -> Iterator[bytes]:
-        """The body, in chunks of at most 64 KiB.  Raises for a second pass over a stream."""
+    def open(self) -> Operation[BodyReader]:
+        """Start a pass over the body.  Raises for a second pass over a one-shot stream, and
+        :exc:`BodyReadError` when the driver cannot open it."""
+        if self.stream is None:
+            return BodyReader(self.size, _chunks_of(self.data or b""), None)
         if self.single_use and self._used:
             raise ValueError(
                 "this body is a one-shot stream and was already sent; pass bytes, a path or a "
                 "seekable file to send it again"
             )
+        first = not self._used
         self._used = True
-        return self._open()
+        opened: OpenedBody = yield OpenBody(self.stream, self._start)
+        if first:
+            self._start, self.size = opened.start, opened.size
+            self.single_use = self.single_use or opened.start is None
+        return BodyReader(opened.size, iter(()), opened)
 
 
 @dataclass(frozen=True)
@@ -93,9 +136,6 @@ class OutgoingMessage:
     @property
     def single_reader(self) -> bool:
         return self.body.single_reader
-
-    def chunks(self) -> Iterator[bytes]:
-        return self.body.chunks()
 
     def __post_init__(self) -> None:
         if not self.recipients:
@@ -151,41 +191,11 @@ def _message_bytes(message: email.message.Message, international: bool) -> bytes
     return message.as_bytes(policy=policy)
 
 
-def _chunks_of(data: bytes) -> Callable[[], Iterator[bytes]]:
+def _chunks_of(data: bytes) -> Iterator[bytes]:
     if len(data) <= CHUNK_SIZE:  # most messages: one chunk, the bytes themselves
-        return lambda: iter((data,) if data else ())
+        return iter((data,) if data else ())
     view = memoryview(data)
-
-    def chunks() -> Iterator[bytes]:
-        for start in range(0, len(view), CHUNK_SIZE):
-            yield bytes(view[start : start + CHUNK_SIZE])
-
-    return chunks
-
-
-def _read_file(file: BinaryIO, start: int | None) -> Iterator[bytes]:
-    if start is not None:
-        file.seek(start)
-    while chunk := file.read(CHUNK_SIZE):
-        yield chunk
-
-
-def _read_path(path: os.PathLike[str]) -> Iterator[bytes]:
-    with open(path, "rb") as file:
-        yield from _read_file(file, None)
-
-
-def _file_size(file: BinaryIO) -> tuple[int | None, int | None]:
-    """(start offset, remaining size) of a seekable file; (None, None) for a pipe or socket."""
-    try:
-        if not file.seekable():
-            return None, None
-        start = file.tell()
-        end = file.seek(0, io.SEEK_END)
-        file.seek(start)
-    except (OSError, ValueError):
-        return None, None
-    return start, end - start
+    return (bytes(view[at : at + CHUNK_SIZE]) for at in range(0, len(view), CHUNK_SIZE))
 
 
 def prepare_message(
@@ -209,40 +219,24 @@ def prepare_message(
 
 
 def body_source(body: Body) -> BodySource:
-    """The chunks of any supported body, with its size when that is known without reading."""
-    single_use = is_file = False
+    """The source of any supported body; its size when that is known without reading it."""
     if isinstance(body, email.message.Message):
         body = _message_bytes(body, international=False)
     if isinstance(body, str):
         body = body.encode("utf-8")
-    if isinstance(body, (bytes, bytearray, memoryview)):
-        data = bytes(body)
-        # The size on the wire (RFC 1870 §4): every bare CR or LF will become a CRLF.  Counting
-        # octets is slow next to finding them, so the usual texts (all CRLF, or Unix LF) take
-        # the quick way.
-        if b"\r" not in data:
-            wire_size = len(data) + data.count(b"\n")
-        elif is_pure_crlf(data):
-            wire_size = len(data)
-        else:
-            crlf = data.count(b"\r\n")
-            wire_size = len(data) + data.count(b"\r") + data.count(b"\n") - 2 * crlf
-        if data and not data.endswith((b"\r", b"\n")):
-            wire_size += 2  # the CRLF the end of data adds (RFC 5321 §4.1.1.4)
-        size: int | None = wire_size
-        eight_bit: bool | None = not data.isascii()
-        opener = _chunks_of(data)
-    elif isinstance(body, os.PathLike):
-        path = body
-        size, eight_bit = os.stat(path).st_size, None
-        opener = lambda: _read_path(path)  # noqa: E731 -- a fresh file each pass
-    elif hasattr(body, "read"):
-        file: BinaryIO = body  # type: ignore[assignment]
-        start, size = _file_size(file)
-        eight_bit, single_use, is_file = None, start is None, True
-        opener = lambda: _read_file(file, start)  # noqa: E731
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        return BodySource(None, body)
+    data = bytes(body)
+    # The size on the wire (RFC 1870 §4): every bare CR or LF will become a CRLF.  Counting
+    # octets is slow next to finding them, so the usual texts (all CRLF, or Unix LF) take
+    # the quick way.
+    if b"\r" not in data:
+        size = len(data) + data.count(b"\n")
+    elif is_pure_crlf(data):
+        size = len(data)
     else:
-        chunks: Iterable[bytes] = body
-        size, eight_bit, single_use = None, None, True
-        opener = lambda: (bytes(c) for c in chunks if c)  # noqa: E731
-    return BodySource(opener, size, eight_bit, single_use=single_use, file=is_file)
+        crlf = data.count(b"\r\n")
+        size = len(data) + data.count(b"\r") + data.count(b"\n") - 2 * crlf
+    if data and not data.endswith((b"\r", b"\n")):
+        size += 2  # the CRLF the end of data adds (RFC 5321 §4.1.1.4)
+    return BodySource(data, None, size)

@@ -1,7 +1,8 @@
 """Operations: every SMTP client policy, written once as generators that yield I/O requests.
 
-A :class:`Session` wraps a :class:`ClientConnection`.  Each public method returns a generator; an
-adapter drives it (``request = op.send(result)``) and performs the requests of :mod:`._io`.
+A :class:`Session` wraps a :class:`ClientConnection`.  Each public method returns an operation,
+which a driver runs with :func:`smtpproto.driver.drive`, performing the requests of
+:mod:`smtpproto.driver`.
 Nothing here blocks, sleeps or touches a socket, so the three adapters share every decision:
 HELO fallback, STARTTLS policy, the choice of SASL mechanism, pipelining, SIZE/BODY/SMTPUTF8,
 per-recipient results, RSET after failures, and what counts as delivered.
@@ -9,7 +10,8 @@ per-recipient results, RSET after failures, and what counts as delivered.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from ._addresses import needs_smtputf8
 from ._channel import (
@@ -18,10 +20,10 @@ from ._channel import (
     FATAL_ERRORS,
     HELO_FALLBACK_CODES,
     Channel,
-    Operation,
 )
 from ._encoder import CRLFNormalizer
 from ._errors import (
+    BodyReadError,
     DataRefused,
     LocalProtocolError,
     MessageEncodingError,
@@ -47,18 +49,20 @@ from ._events import (
     check_dsn_options,
 )
 from ._limits import Limits
-from ._message import Body, OutgoingMessage, body_source, prepare_message
+from ._message import Body, BodyReader, OutgoingMessage, body_source, prepare_message
 from ._results import RecipientResult, SendResult
 from ._state import State
+from .driver import Operation
 
 __all__ = [
     "DEFAULT_PORTS",
     "HELO_FALLBACK_CODES",
     "ONE_FLIGHT_BDAT_LIMIT",
     "PIPELINE_GROUP",
-    "Operation",
     "Session",
 ]
+
+T = TypeVar("T")
 
 # Commands written before reading replies under PIPELINING: small enough that neither side's
 # socket buffer can fill and deadlock (RFC 2920 §3.1), large enough to cost few round trips.
@@ -160,7 +164,9 @@ class Session(Channel):
             reply = reply or Reply.synthesized(451, f"4.4.2 {exc}")
             return {r: RecipientResult(r, reply, False) for r in recipients}
 
-    def _mail_command(self, message: OutgoingMessage, options: _Options) -> MailFrom:
+    def _mail_command(
+        self, message: OutgoingMessage, size: int | None, options: _Options
+    ) -> MailFrom:
         """MAIL FROM for ``message``: BODY from what its content is known to need."""
         ext = self.conn.extensions
         body: BodyType | None = None
@@ -168,7 +174,7 @@ class Session(Channel):
             body = "8BITMIME"  # for a stream of unknown content, declaring 8 bits is always safe
         elif message.eight_bit and not message.smtputf8:
             raise MessageEncodingError("8-bit content needs 8BITMIME, which the server lacks")
-        return self._mail_from(message.sender, message.size, body, message.smtputf8, options)
+        return self._mail_from(message.sender, size, body, message.smtputf8, options)
 
     def _mail_from(
         self,
@@ -206,8 +212,18 @@ class Session(Channel):
     def _transaction(
         self, message: OutgoingMessage, recipients: list[str], options: _Options
     ) -> Operation[dict[str, RecipientResult]]:
+        reader = yield from message.body.open()
+        return (yield from _reading(reader, self._transact(message, reader, recipients, options)))
+
+    def _transact(
+        self,
+        message: OutgoingMessage,
+        reader: BodyReader,
+        recipients: list[str],
+        options: _Options,
+    ) -> Operation[dict[str, RecipientResult]]:
         ext = self.conn.extensions
-        mail = self._mail_command(message, options)
+        mail = self._mail_command(message, reader.size, options)
         notify = options.notify if ext.dsn else None
         commands: list[Command] = [mail, *[RcptTo(r, notify) for r in recipients]]
         one_flight = self._one_flight_body(message)
@@ -232,7 +248,7 @@ class Session(Channel):
             if self.conn.state is State.BDAT_FAILED:
                 yield from self.command(Rset())  # after a refused chunk (RFC 3030 §2)
         else:
-            finals = yield from self._send_body(message, tail_reply, len(accepted))
+            finals = yield from self._send_body(reader, tail_reply, len(accepted))
         return self._final_results(recipients, rcpt_replies, accepted, finals)
 
     def _exchange(self, commands: list[Command]) -> Operation[list[Reply]]:
@@ -266,18 +282,21 @@ class Session(Channel):
         """The whole body for a single ``BDAT LAST``, when CHUNKING and PIPELINING make that one
         round trip and the body is small and in memory; else ``None`` (use DATA)."""
         ext = self.conn.extensions
-        if not (ext.chunking and ext.pipelining) or message.size is None:
-            return None
-        if message.size > ONE_FLIGHT_BDAT_LIMIT or message.eight_bit is None:
+        data = message.body.data
+        if (
+            not (ext.chunking and ext.pipelining)
+            or data is None
+            or len(data) > ONE_FLIGHT_BDAT_LIMIT
+        ):
             return None
         normalizer = CRLFNormalizer()  # BDAT text is CRLF text too (S2)
-        return b"".join(normalizer.feed(chunk) for chunk in message.chunks()) + normalizer.flush()
+        return normalizer.feed(data) + normalizer.flush()
 
     def _send_body(
-        self, message: OutgoingMessage, data_reply: Reply | None, accepted: int
+        self, reader: BodyReader, data_reply: Reply | None, accepted: int
     ) -> Operation[list[Reply]]:
         yield from self._start_data(data_reply)
-        yield from self._stream(message.chunks(), end=True)
+        yield from self._stream(reader, end=True)
         first = yield from self._read_reply()
         return [first] + (yield from self._lmtp_more(accepted))
 
@@ -290,13 +309,13 @@ class Session(Channel):
             yield from self.command(Rset())
             raise DataRefused("the server refused DATA", data_reply)
 
-    def _stream(self, chunks: Iterator[bytes], *, end: bool) -> Operation[None]:
+    def _stream(self, reader: BodyReader, *, end: bool) -> Operation[None]:
         """Send content; with ``end``, the end of data too."""
         try:
             # Each chunk is written when the next one is known, so the last one goes out with
             # the end of data: a small message costs one write, not two (and no Nagle stall).
             held: list[Command] = []
-            for chunk in chunks:
+            while chunk := (yield from reader.read()):
                 if held:
                     yield from self._send(*held)
                 held = [MessageData(chunk)]
@@ -309,6 +328,9 @@ class Session(Channel):
             # safe way out of DATA is to drop the connection, so the partial message is discarded.
             yield from self._close()
             raise MessageEncodingError(str(exc)) from None
+        except BodyReadError:
+            yield from self._close()  # likewise: a half-read body must never be delivered
+            raise
 
     def _lmtp_more(self, accepted: int) -> Operation[list[Reply]]:
         """LMTP answers the end of data once per accepted recipient (RFC 2033 §4.2)."""
@@ -408,21 +430,33 @@ class Session(Channel):
         return self._guarded(self._append(staged, content))
 
     def _append(self, staged: _Staged, content: Body) -> Operation[None]:
-        if not staged.data_started:
-            accepted = [r for r in staged.results if r.accepted]
-            if not accepted:
+        try:
+            reader = yield from body_source(content).open()
+        except BodyReadError:
+            if staged.data_started:  # a message missing a part must never be delivered
                 self._staged = None
-                yield from self.command(Rset())
-                raise RecipientsRefused({r.recipient: r.reply for r in staged.results})
-            if staged.binary:
-                raise MessageEncodingError("BODY=BINARYMIME content needs send_message (BDAT)")
-            self._staged = None  # until the 354: a refused DATA ends the message
-            yield from self._start_data(None)
-            self._staged, staged.data_started = staged, True
-        chunks = body_source(content).chunks()
-        self._staged = None  # content the server cannot take ends the message and the session
-        yield from self._stream(chunks, end=False)
+                yield from self._close()
+            raise
+        yield from _reading(reader, self._append_from(staged, reader))
         self._staged = staged
+
+    def _append_from(self, staged: _Staged, reader: BodyReader) -> Operation[None]:
+        if not staged.data_started:
+            yield from self._start_staged_data(staged)
+        self._staged = None  # content the server cannot take ends the message and the session
+        yield from self._stream(reader, end=False)
+
+    def _start_staged_data(self, staged: _Staged) -> Operation[None]:
+        accepted = [r for r in staged.results if r.accepted]
+        if not accepted:
+            self._staged = None
+            yield from self.command(Rset())
+            raise RecipientsRefused({r.recipient: r.reply for r in staged.results})
+        if staged.binary:
+            raise MessageEncodingError("BODY=BINARYMIME content needs send_message (BDAT)")
+        self._staged = None  # until the 354: a refused DATA ends the message
+        yield from self._start_data(None)
+        self._staged, staged.data_started = staged, True
 
     def close_message(self) -> Operation[SendResult]:
         """End the data and return the result per recipient.  The message can still be refused
@@ -476,6 +510,18 @@ class _Options:
     ) -> None:
         self.ret, self.envid, self.notify = ret, envid, notify
         self.requiretls, self.mt_priority = requiretls, mt_priority
+
+
+def _reading(reader: BodyReader, op: Operation[T]) -> Operation[T]:
+    """Run ``op``, which reads ``reader``; release the body after it, however it ends in SMTP
+    terms.  (An interrupted operation yields nothing more: its driver drops what it holds.)"""
+    try:
+        result = yield from op
+    except SMTPError:
+        yield from reader.close()
+        raise
+    yield from reader.close()
+    return result
 
 
 def _too_many(result: RecipientResult) -> bool:

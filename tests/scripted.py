@@ -21,10 +21,25 @@ import enum
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from smtpproto import Session, TLSMode
-from smtpproto._io import Close, Connect, IORequest, Receive, Send, StartTLSHandshake
+from smtpproto import BodyReadError, Session, TLSMode
+from smtpproto.driver import (
+    Close,
+    CloseBody,
+    Connect,
+    OpenBody,
+    ReadBody,
+    Receive,
+    Request,
+    Send,
+    StartTLSHandshake,
+)
+
+if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (package-dir mapping)
+    from adapters.bodies import perform_body_request
+else:
+    from smtpproto.adapters.bodies import perform_body_request
 
 __all__ = [
     "ANY",
@@ -44,7 +59,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Operation = Generator[IORequest, Any, T]
+Operation = Generator[Request, Any, T]
 
 
 class _Any(enum.Enum):
@@ -70,7 +85,7 @@ class _Request(Step):
     fields: dict[str, object] = field(default_factory=dict)
     data: SentCheck | None = None  # Send only
 
-    def check(self, request: IORequest) -> None:
+    def check(self, request: Request) -> None:
         assert type(request) is self.kind, f"expected {self}, got {request!r}"
         for name, wanted in self.fields.items():
             if wanted is not ANY:
@@ -179,8 +194,14 @@ class _Player:
         self.bytewise = bytewise
         self.unread: deque[bytes] = deque()  # server bytes not yet handed to the client
 
-    def perform(self, request: IORequest) -> tuple[Any, BaseException | None]:
+    def perform(self, request: Request) -> tuple[Any, BaseException | None]:
         """The value to send into the operation, or the exception to throw into it."""
+        if isinstance(request, (OpenBody, ReadBody, CloseBody)):
+            # Bodies are read as every driver reads them; scripts list only the network.
+            try:
+                return perform_body_request(request), None
+            except BodyReadError as exc:
+                return None, exc
         if isinstance(request, Receive) and self.unread:
             return self._hand_out(), None
         assert self.steps, f"the script is over but the operation asked for {request!r}"

@@ -32,7 +32,7 @@ from smtpproto import (
     TLSError,
     TLSMode,
 )
-from smtpproto._io import Send
+from smtpproto.driver import Send
 from tests.servers.fixtures import SMTPServerFactory
 from tests.servers.tls import TLSMaterial, make_tls_material
 

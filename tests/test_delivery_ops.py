@@ -16,7 +16,7 @@ import json
 import random
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -25,26 +25,34 @@ from smtpproto import (
     DeliveryOptions,
     DeliveryReport,
     Relay,
-    SMTPError,
     SMTPTimeoutError,
     TLSError,
     TLSMode,
     TLSPolicy,
+    driver,
 )
 from smtpproto._delivery import DeliveryJob, deliver_domain, deliver_relay, group_by_domain
-from smtpproto._io import (
+from smtpproto._message import prepare_message
+from smtpproto._report import RecipientOutcome
+from smtpproto.driver import (
     Close,
+    CloseBody,
     Connect,
-    IORequest,
+    OpenBody,
+    ReadBody,
     Receive,
+    Request,
     ResolveAddresses,
     ResolveMX,
     Send,
     StartTLSHandshake,
 )
-from smtpproto._message import prepare_message
-from smtpproto._report import RecipientOutcome
 from smtpproto.mx import DNSAnswer, DNSStatus, MXRecord
+
+if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (package-dir mapping)
+    from adapters.bodies import perform_body_request
+else:
+    from smtpproto.adapters.bodies import perform_body_request
 
 T = TypeVar("T")
 
@@ -181,7 +189,7 @@ class FakeNetwork:
         self.mx = mx or {}
         self.addresses = addresses or {}
         self.behaviours = servers or {}
-        self.requests: list[IORequest] = []
+        self.requests: list[Request] = []
         self.connections: list[FakeServer] = []
         self.current: FakeServer | None = None
 
@@ -198,7 +206,9 @@ class FakeNetwork:
     def of(self, kind: type[T]) -> list[T]:
         return [r for r in self.requests if isinstance(r, kind)]
 
-    def perform(self, request: IORequest) -> Any:
+    def perform(self, request: Request) -> Any:
+        if isinstance(request, (OpenBody, ReadBody, CloseBody)):
+            return perform_body_request(request)  # a real file or stream, read for real
         self.requests.append(request)
         if isinstance(request, ResolveMX):
             return self.mx[request.domain]
@@ -245,21 +255,9 @@ class FakeNetwork:
         return b""
 
 
-def drive(op: Generator[IORequest, Any, T], network: FakeNetwork) -> T:
-    """The adapter's loop: perform each request, send the result back or throw the failure."""
-    value: Any = None
-    error: SMTPError | None = None
-    while True:
-        try:
-            request = op.throw(error) if error is not None else op.send(value)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        value, error = None, None
-        try:
-            value = network.perform(request)
-        except SMTPError as exc:
-            error = exc
+def drive(op: Generator[Request, Any, T], network: FakeNetwork) -> T:
+    """Run ``op`` on the fake network, with the public driver loop."""
+    return driver.drive(op, network.perform)
 
 
 def mx_answer(*records: tuple[int, str]) -> DNSAnswer:
@@ -976,6 +974,7 @@ def test_job_with_a_file_object_is_not_concurrent() -> None:
     assert job.parallelism(8) == 1  # one file position: one operation at a time
     # The file is read again for each MX tried (its start offset is remembered).
     network = two_mx(Behaviour(final="451 4.3.0 later"), Behaviour())
+    drive(job.prepare(), network)
     report = job.report([drive(op, network) for op in job.operations()])
     assert report.all_delivered
     assert [m[2] for s in network.connections for m in s.messages] == [BODY.rstrip(b"\r\n")]

@@ -39,6 +39,7 @@ def test_every_example_is_run_here() -> None:
     tested = {
         "raw_socket_driver.py",
         "own_adapter.py",
+        "selectors_driver.py",
         "errors_and_logging.py",
         *(f"seed_{adapter}.py" for adapter in ADAPTERS),
         *(f"cancel_{adapter}.py" for adapter in ADAPTERS if adapter != "blocking"),
@@ -60,6 +61,14 @@ def test_own_adapter_sends_over_starttls() -> None:
     """The hand-written driver of docs/own-adapter.rst delivers a message over STARTTLS."""
     out = run_example("own_adapter.py")
     assert out == "delivered: ['bob@example.net'] stored: [['bob@example.net']]\n"
+
+
+def test_selectors_driver_runs_sessions_at_once() -> None:
+    """A driver that shares nothing with the built-in adapters, on public names only, runs
+    several STARTTLS sessions on one thread."""
+    out = run_example("selectors_driver.py")
+    expected = [f"delivered to ['user{n}@example.net']" for n in range(5)]
+    assert out.splitlines() == [*expected, "the server stored 5 messages"]
 
 
 def test_own_adapter_driver_is_under_60_lines() -> None:

@@ -18,7 +18,7 @@ from smtpproto import (
     SMTPTimeoutError,
 )
 from smtpproto import Reply as SMTPReply
-from smtpproto._session import Operation
+from smtpproto.driver import Operation
 
 from .scripted import EOF, Expect, Fail, Reply, Step, open_session, run, run_both
 

@@ -8,11 +8,17 @@ import email.policy
 import io
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from smtpproto import OutgoingMessage, prepare_message
+from smtpproto import BodyReadError, OutgoingMessage, prepare_message
+from smtpproto.driver import Operation, drive
+
+if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (package-dir mapping)
+    from adapters.bodies import perform_body_request
+else:
+    from smtpproto.adapters.bodies import perform_body_request
 
 from .scripted import Expect, Reply, open_session, run
 
@@ -20,8 +26,22 @@ SENDER = "alice@example.org"
 BOB = "bob@example.net"
 
 
+def chunks(message: OutgoingMessage) -> list[bytes]:
+    """One pass over the body, as a driver reads it."""
+
+    def read_all() -> Operation[list[bytes]]:
+        reader = yield from message.body.open()
+        pieces = []
+        while piece := (yield from reader.read()):
+            pieces.append(piece)
+        yield from reader.close()
+        return pieces
+
+    return drive(read_all(), perform_body_request)  # type: ignore[arg-type]
+
+
 def content(message: OutgoingMessage) -> bytes:
-    return b"".join(message.chunks())
+    return b"".join(chunks(message))
 
 
 # -- in-memory bodies ------------------------------------------------------------------------
@@ -48,7 +68,7 @@ def test_str_body_is_utf8_and_may_be_8bit() -> None:
 
 def test_large_body_comes_in_bounded_chunks() -> None:
     message = prepare_message(b"x" * 100_000, SENDER, [BOB])
-    assert [len(c) for c in message.chunks()] == [65536, 100_000 - 65536]
+    assert [len(c) for c in chunks(message)] == [65536, 100_000 - 65536]
 
 
 def test_envelope_is_kept_in_order_and_recipients_copied() -> None:
@@ -228,27 +248,38 @@ def test_path_body_size_from_stat_and_re_readable(tmp_path: Path) -> None:
     path = tmp_path / "m.eml"
     path.write_bytes(b"x" * 70_000)
     message = prepare_message(path, SENDER, [BOB])
+    assert message.size is None  # the driver stats it when it opens it: the core does no I/O
+    assert [len(c) for c in chunks(message)] == [65536, 70_000 - 65536]
     assert message.size == 70_000
     assert message.eight_bit is None  # unknown until read
     assert not message.single_use
-    assert [len(c) for c in message.chunks()] == [65536, 70_000 - 65536]
     assert content(message) == b"x" * 70_000
 
 
-def test_missing_path_fails_before_anything_is_sent(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
-        prepare_message(tmp_path / "missing", SENDER, [BOB])
+def test_missing_path_is_a_BodyReadError_when_opened(tmp_path: Path) -> None:
+    message = prepare_message(tmp_path / "missing", SENDER, [BOB])
+    with pytest.raises(BodyReadError, match="cannot read the message body"):
+        content(message)
+
+
+def test_missing_path_fails_before_MAIL_and_the_session_stays_open(tmp_path: Path) -> None:
+    session = open_session("PIPELINING")
+    with pytest.raises(BodyReadError):
+        run(session.send_message(tmp_path / "missing", SENDER, [BOB]), [])
+    assert not session.closed
+    script = [Expect.send(b"NOOP\r\n"), Reply(b"250 ok\r\n")]
+    assert run(session.noop(), script).code == 250
 
 
 def test_seekable_file_size_is_what_remains_and_it_is_re_readable() -> None:
     file = io.BytesIO(b"skip:the body")
     file.seek(5)
     message = prepare_message(file, SENDER, [BOB])
+    assert message.single_reader  # one file position: never two readers at once
+    assert content(message) == b"the body"
     assert message.size == 8
     assert message.eight_bit is None
     assert not message.single_use
-    assert message.single_reader  # one file position: never two readers at once
-    assert content(message) == b"the body"
     assert content(message) == b"the body"
 
 
@@ -258,12 +289,12 @@ def test_non_seekable_stream_is_single_use() -> None:
         writer.write(b"from a pipe\r\n")
     with os.fdopen(read_end, "rb") as pipe:
         message = prepare_message(pipe, SENDER, [BOB])
-        assert message.size is None
-        assert message.single_use
         assert message.single_reader
         assert content(message) == b"from a pipe\r\n"
+        assert message.size is None
+        assert message.single_use  # found out when it was opened
         with pytest.raises(ValueError, match="one-shot stream"):
-            message.chunks()
+            content(message)
 
 
 class _BrokenSeek(io.RawIOBase):
@@ -287,9 +318,9 @@ class _BrokenSeek(io.RawIOBase):
 
 def test_file_that_cannot_tell_is_treated_as_a_stream() -> None:
     message = prepare_message(_BrokenSeek(b"data"), SENDER, [BOB])
+    assert content(message) == b"data"
     assert message.size is None
     assert message.single_use
-    assert content(message) == b"data"
 
 
 def test_iterable_of_chunks_is_single_use_and_skips_empty_chunks() -> None:
@@ -299,9 +330,9 @@ def test_iterable_of_chunks_is_single_use_and_skips_empty_chunks() -> None:
     assert message.eight_bit is None
     assert message.single_use
     assert message.single_reader
-    assert list(message.chunks()) == [b"a", b"b", b"c"]
+    assert chunks(message) == [b"a", b"b", b"c"]
     with pytest.raises(ValueError, match="one-shot"):
-        message.chunks()
+        chunks(message)
 
 
 def test_seekable_file_sent_twice_after_452(tmp_path: Path) -> None:

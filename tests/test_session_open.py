@@ -19,8 +19,7 @@ from smtpproto import (
     TLSRequiredError,
 )
 from smtpproto import Reply as SMTPReply
-from smtpproto._io import Send, StartTLSHandshake
-from smtpproto._session import Operation
+from smtpproto.driver import Operation, Send, StartTLSHandshake
 
 from .scripted import (
     EHLO,

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from smtpproto import SMTPTimeoutError
-from smtpproto._io import Close, IORequest, Receive, Send
+from smtpproto.driver import Close, Receive, Request, Send
 
 from .scripted import EOF, Expect, Fail, Reply, open_session, run, run_both
 
 
-def _reader() -> Generator[IORequest, Any, list[bytes]]:
+def _reader() -> Generator[Request, Any, list[bytes]]:
     """Reads until the end of the stream and returns the pieces it got."""
     pieces = []
     while data := (yield Receive(1.0, "TEST")):
@@ -81,7 +81,7 @@ def test_a_failure_for_another_request_is_caught() -> None:
 
 
 def test_request_types_are_checked() -> None:
-    def closer() -> Generator[IORequest, Any, None]:
+    def closer() -> Generator[Request, Any, None]:
         yield Close()
 
     with pytest.raises(AssertionError, match="expected"):
@@ -89,7 +89,7 @@ def test_request_types_are_checked() -> None:
     with pytest.raises(AssertionError):
         run(closer(), [Expect.connect("h", 25)])
 
-    def sender() -> Generator[IORequest, Any, None]:
+    def sender() -> Generator[Request, Any, None]:
         yield Send(b"x", 1.0, "T")
 
     run(sender(), [Expect.send(b"x", timeout=1.0, phase="T")])

@@ -23,7 +23,8 @@ from smtpproto import (
     TLSRequiredError,
     prepare_message,
 )
-from smtpproto._session import ONE_FLIGHT_BDAT_LIMIT, PIPELINE_GROUP, Operation
+from smtpproto._session import ONE_FLIGHT_BDAT_LIMIT, PIPELINE_GROUP
+from smtpproto.driver import Operation
 
 from .scripted import EOF, Expect, Fail, Reply, Step, open_session, run, run_both
 
