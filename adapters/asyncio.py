@@ -23,7 +23,6 @@ from smtpproto import (
     ConnectError,
     ConnectionLostError,
     DeliveryReport,
-    RecipientOutcome,
     Relay,
     SMTPError,
     SMTPTimeoutError,
@@ -41,6 +40,7 @@ from smtpproto.driver import (
     Request,
     ResolveAddresses,
     ResolveMX,
+    RunConcurrently,
     Send,
     StartTLSHandshake,
     drive_async,
@@ -163,9 +163,23 @@ class _Driver:
             return None
         if isinstance(request, (ResolveMX, ResolveAddresses)):
             return await resolve_async(self.resolver, request, "asyncio")
+        if isinstance(request, RunConcurrently):
+            limit = asyncio.Semaphore(request.limit)
+            return list(
+                await asyncio.gather(*(self._run_apart(op, limit) for op in request.operations))
+            )
         assert not isinstance(request, (Send, Receive))  # served first, by exact type
         # Reading a file or a pipe may block: off the event loop.
         return await asyncio.to_thread(perform_body_request, request)
+
+    async def _run_apart(self, op: Operation[T], limit: asyncio.Semaphore) -> T:
+        """Run ``op`` on a connection of its own, once ``limit`` lets it."""
+        async with limit:
+            driver = _Driver(self.ssl_context, self.resolver)
+            try:
+                return await driver.run(op)
+            finally:
+                await driver.drop()
 
     async def _connect(self, request: Connect) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
@@ -310,14 +324,4 @@ async def deliver(
         connect_timeout=connect_timeout,
         **options,
     )
-    limit = asyncio.Semaphore(job.parallelism(concurrency))
-
-    async def run(op: Operation[list[RecipientOutcome]]) -> list[RecipientOutcome]:
-        async with limit:
-            driver = _Driver(ssl_context, resolver)
-            try:
-                return await driver.run(op)
-            finally:
-                await driver.drop()
-
-    return job.report(await asyncio.gather(*(run(op) for op in job.operations())))
+    return await _Driver(ssl_context, resolver).run(job.run(concurrency))

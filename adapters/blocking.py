@@ -45,6 +45,7 @@ from smtpproto.driver import (
     Request,
     ResolveAddresses,
     ResolveMX,
+    RunConcurrently,
     Send,
     StartTLSHandshake,
     drive,
@@ -275,8 +276,19 @@ class _Driver:
             return None
         if isinstance(request, (ResolveMX, ResolveAddresses)):
             return resolve_sync(self.resolver, request)
+        if isinstance(request, RunConcurrently):
+            with concurrent.futures.ThreadPoolExecutor(request.limit) as pool:
+                return list(pool.map(self._run_apart, request.operations))
         assert not isinstance(request, (Send, Receive))  # served first, by exact type
         return perform_body_request(request)
+
+    def _run_apart(self, op: Operation[T]) -> T:
+        """Run ``op`` on a connection of its own."""
+        driver = _Driver(self.ssl_context, self.resolver)
+        try:
+            return driver.run(op)
+        finally:
+            driver.drop()
 
     def _connect(self, request: Connect) -> socket.socket:
         try:
@@ -362,13 +374,4 @@ def deliver(
         **options,
     )
 
-    def run(op: Operation[T]) -> T:
-        driver = _Driver(ssl_context, resolver)
-        try:
-            return driver.run(op)
-        finally:
-            driver.drop()
-
-    run(job.prepare())
-    with concurrent.futures.ThreadPoolExecutor(job.parallelism(workers)) as pool:
-        return job.report(pool.map(run, job.operations()))
+    return _Driver(ssl_context, resolver).run(job.run(workers))

@@ -23,7 +23,6 @@ from smtpproto import (
     ConnectError,
     ConnectionLostError,
     DeliveryReport,
-    RecipientOutcome,
     Relay,
     SMTPError,
     SMTPTimeoutError,
@@ -41,6 +40,7 @@ from smtpproto.driver import (
     Request,
     ResolveAddresses,
     ResolveMX,
+    RunConcurrently,
     Send,
     StartTLSHandshake,
     drive_async,
@@ -155,9 +155,29 @@ class _Driver:
             return None
         if isinstance(request, (ResolveMX, ResolveAddresses)):
             return await resolve_async(self.resolver, request, "trio")
+        if isinstance(request, RunConcurrently):
+            return await self._run_concurrently(request)
         assert not isinstance(request, (Send, Receive))  # served first, by exact type
         # Reading a file or a pipe may block: off the event loop.
         return await trio.to_thread.run_sync(perform_body_request, request)
+
+    async def _run_concurrently(self, request: RunConcurrently) -> list[Any]:
+        """Each operation on a connection of its own, in a nursery, ``limit`` at a time."""
+        limiter = trio.CapacityLimiter(request.limit)
+        results: list[Any] = [None] * len(request.operations)
+
+        async def run(index: int, op: Operation[Any]) -> None:
+            async with limiter:
+                driver = _Driver(self.ssl_context, self.resolver)
+                try:
+                    results[index] = await driver.run(op)
+                finally:
+                    await driver.drop()
+
+        async with trio.open_nursery() as nursery:
+            for index, op in enumerate(request.operations):
+                nursery.start_soon(run, index, op)
+        return results
 
     async def _connect(self, request: Connect) -> trio.abc.Stream:
         try:
@@ -273,19 +293,4 @@ async def deliver(
         connect_timeout=connect_timeout,
         **options,
     )
-    limiter = trio.CapacityLimiter(job.parallelism(concurrency))
-    operations = job.operations()
-    results: list[list[RecipientOutcome]] = [[] for _ in operations]
-
-    async def run(index: int, op: Operation[list[RecipientOutcome]]) -> None:
-        async with limiter:
-            driver = _Driver(ssl_context, resolver)
-            try:
-                results[index] = await driver.run(op)
-            finally:
-                await driver.drop()
-
-    async with trio.open_nursery() as nursery:
-        for index, op in enumerate(operations):
-            nursery.start_soon(run, index, op)
-    return job.report(results)
+    return await _Driver(ssl_context, resolver).run(job.run(concurrency))

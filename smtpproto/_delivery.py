@@ -34,7 +34,7 @@ from ._options import TLSMode
 from ._report import AttemptRecord, DeliveryReport, RecipientOutcome, Status
 from ._results import SendResult
 from ._session import Session
-from .driver import Operation, ResolveAddresses, ResolveMX
+from .driver import Operation, ResolveAddresses, ResolveMX, RunConcurrently
 from .mx import (
     DEFAULT_ADDRESS_LIMIT,
     DEFAULT_MX_PORT,
@@ -401,6 +401,14 @@ class DeliveryJob:
             **options,
         )
         return cls(message, sender, recipients, relay=relay, options=settings)
+
+    def run(self, concurrency: int) -> Operation[DeliveryReport]:
+        """The whole delivery as one operation: the body checked, then the operations of
+        :meth:`operations` run by the driver, at most ``concurrency`` at a time."""
+        yield from self.prepare()
+        operations = tuple(self.operations())
+        results = yield RunConcurrently(operations, self.parallelism(concurrency))
+        return self.report(results)
 
     def prepare(self) -> Operation[None]:
         """Open the body once before anything is sent, when the driver reads it: a missing file

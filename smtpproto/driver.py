@@ -41,6 +41,7 @@ __all__ = [
     "Request",
     "ResolveAddresses",
     "ResolveMX",
+    "RunConcurrently",
     "Send",
     "StartTLSHandshake",
     "drive",
@@ -195,6 +196,16 @@ class CloseBody:
     reader: object
 
 
+@dataclass(frozen=True, slots=True)
+class RunConcurrently:
+    """Run each of ``operations`` to its end with a driver, and so a connection, of its own, at
+    most ``limit`` at a time; the result is the list of their results, in order.  (Direct
+    delivery asks it for its recipients' domains: a driver supplies only its concurrency.)"""
+
+    operations: tuple[Operation[Any], ...]
+    limit: int
+
+
 Request = (
     Connect
     | Send
@@ -206,6 +217,7 @@ Request = (
     | OpenBody
     | ReadBody
     | CloseBody
+    | RunConcurrently
 )
 #: An operation: a generator that yields requests, is sent their results, and returns a ``T``.
 Operation = Generator[Request, Any, T]

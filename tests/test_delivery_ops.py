@@ -13,14 +13,17 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import random
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from smtpproto import (
+    BodyReadError,
     ConnectError,
     DeliveryOptions,
     DeliveryReport,
@@ -44,6 +47,7 @@ from smtpproto.driver import (
     Request,
     ResolveAddresses,
     ResolveMX,
+    RunConcurrently,
     Send,
     StartTLSHandshake,
 )
@@ -190,6 +194,7 @@ class FakeNetwork:
         self.addresses = addresses or {}
         self.behaviours = servers or {}
         self.requests: list[Request] = []
+        self.limits: list[int] = []  # of each RunConcurrently
         self.connections: list[FakeServer] = []
         self.current: FakeServer | None = None
 
@@ -209,6 +214,9 @@ class FakeNetwork:
     def perform(self, request: Request) -> Any:
         if isinstance(request, (OpenBody, ReadBody, CloseBody)):
             return perform_body_request(request)  # a real file or stream, read for real
+        if isinstance(request, RunConcurrently):  # one after the other: the order is the same
+            self.limits.append(request.limit)
+            return [drive(op, self) for op in request.operations]
         self.requests.append(request)
         if isinstance(request, ResolveMX):
             return self.mx[request.domain]
@@ -292,7 +300,7 @@ def deliver(
     sender: str = SENDER,
 ) -> DeliveryReport:
     job = DeliveryJob(body, sender, recipients, relay=relay, options=opts or options())
-    report = job.report([drive(op, network) for op in job.operations()])
+    report = drive(job.run(concurrency=4), network)
     assert network.current is None, "a connection was left open"
     return report
 
@@ -978,6 +986,42 @@ def test_job_with_a_file_object_is_not_concurrent() -> None:
     report = job.report([drive(op, network) for op in job.operations()])
     assert report.all_delivered
     assert [m[2] for s in network.connections for m in s.messages] == [BODY.rstrip(b"\r\n")]
+
+
+def test_whole_delivery_runs_domains_concurrently_within_the_limit() -> None:
+    network = FakeNetwork(
+        mx={d: mx_answer((10, f"mx.{d}")) for d in ("a.example", "b.example")},
+        addresses={"mx.a.example": a("192.0.2.1"), "mx.b.example": a("192.0.2.2")},
+        servers={"192.0.2.1": Behaviour(), "192.0.2.2": Behaviour()},
+    )
+    report = deliver(network, ["x@a.example", "y@b.example"])
+    assert report.all_delivered
+    assert network.limits == [2]  # two domains: no more at once than there is work
+
+
+def test_deliver_refuses_a_pipe_before_connecting() -> None:
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "wb") as writer:
+        writer.write(BODY)
+    network = two_mx(Behaviour(), Behaviour())
+    with os.fdopen(read_end, "rb") as pipe, pytest.raises(ValueError, match="not a stream"):
+        deliver(network, ["u@example.com"], body=pipe)
+    assert network.requests == []
+
+
+def test_deliver_of_a_missing_file_fails_before_connecting(tmp_path: Path) -> None:
+    network = two_mx(Behaviour(), Behaviour())
+    with pytest.raises(BodyReadError, match="cannot read the message body"):
+        deliver(network, ["u@example.com"], body=tmp_path / "missing.eml")
+    assert network.requests == []
+
+
+def test_deliver_reads_a_path_for_each_attempt(tmp_path: Path) -> None:
+    path = tmp_path / "m.eml"
+    path.write_bytes(BODY)
+    network = two_mx(Behaviour(final="451 4.3.0 later"), Behaviour())
+    assert deliver(network, ["u@example.com"], body=path).all_delivered
+    assert len(network.connections) == 2
 
 
 def test_job_rejects_a_recipient_without_domain() -> None:
