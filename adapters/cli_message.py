@@ -1,7 +1,9 @@
 """The message ``smtpproto send`` builds from its options, and a body that counts what was read.
 
-Every header is checked before the message exists: a CR, LF or NUL in a value would let a caller
-add headers of their own choosing (``'X: a\\r\\nBcc: victim'``), so it is a usage error (S1).
+Every header is checked before the message exists, against RFC 5322's grammar (``cli_headers``):
+a CR, LF or NUL in a value would let a caller add headers of their own choosing
+(``'X: a\\r\\nBcc: victim'``), so it is a usage error (S1), and so is an address field the
+grammar refuses.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from .cli_common import UsageError
+from .cli_headers import ADDRESS_FIELDS, Syntax, addresses, check_field_name, check_text
 
 __all__ = ["CountingBody", "MessageSpec", "build_message", "envelope_address", "parse_header"]
 
@@ -24,8 +27,6 @@ DEFAULT_BODY = "This is a test message sent by smtpproto.\n"
 DEFAULT_SUBJECT = "smtpproto test message"
 # Bodies are made 7-bit (quoted-printable or base64): every server can take them, 8BITMIME or not.
 POLICY = email.policy.SMTP.clone(cte_type="7bit")
-# RFC 5322 §2.2: a field name is printable US-ASCII except the colon.
-_NAME_CHARS = frozenset(chr(c) for c in range(33, 127)) - {":"}
 # Headers the command line sets itself; adding another copy would make the message ambiguous.
 _OWN_HEADERS = frozenset({"from", "to", "subject", "date", "message-id"})
 
@@ -40,33 +41,27 @@ class MessageSpec:
     attachments: Sequence[str] = field(default_factory=tuple)
 
 
-def check_value(what: str, value: str) -> str:
-    """Refuse control characters that could end a header line (S1)."""
-    if any(c in value for c in "\r\n\0"):
-        raise UsageError(f"{what} contains a line break or NUL, which could inject headers")
-    return value
-
-
 def envelope_address(option: str, text: str) -> str:
-    """The address in ``text`` (``a@example.org`` or ``Name <a@example.org>``) for the envelope."""
-    check_value(option, text)
-    address = email.utils.parseaddr(text)[1]
-    if "@" not in address:
-        raise UsageError(f"{option} {text!r} is not an email address")
-    return address
+    """The address in ``text`` (``a@example.org`` or ``Name <a@example.org>``) for the envelope:
+    ``text`` must be one mailbox (RFC 5322 §3.4), as it goes into the From or To field."""
+    return addresses(f"{option} {text!r}", text, Syntax.MAILBOX)[0]
 
 
 def parse_header(text: str) -> tuple[str, str]:
     """``'Name: value'`` from ``--header``, validated."""
     name, colon, value = text.partition(":")
     name, value = name.strip(), value.strip()
-    if not colon or not name or not set(name) <= _NAME_CHARS:
+    if not colon or not name:
         raise UsageError(f"--header {text!r} is not 'Name: value'")
+    check_field_name(name)
     if name.lower() in _OWN_HEADERS:
         raise UsageError(f"--header cannot set {name}: use the option for it")
     if name.lower() == "bcc":  # it would be sent to every recipient, and none would be added
         raise UsageError("--header cannot set Bcc: give every recipient with --to")
-    return name, check_value(f"the {name} header", value)
+    syntax = ADDRESS_FIELDS.get(name.lower())
+    if syntax is not None:
+        addresses(f"the {name} header", value, syntax)
+    return name, check_text(f"the {name} header", value)
 
 
 def _read_body(source: str | None) -> str:
@@ -98,9 +93,10 @@ def _attach(message: EmailMessage, path: str) -> None:
 def build_message(spec: MessageSpec, *, local_hostname: str) -> EmailMessage:
     """From, To, Subject, Date, Message-ID, the extra headers, the body and the attachments."""
     message = EmailMessage(policy=POLICY)
-    message["From"] = check_value("--from", spec.sender)
-    message["To"] = ", ".join(check_value("--to", r) for r in spec.recipients)
-    message["Subject"] = check_value("--subject", spec.subject)
+    # From and To: each one mailbox, checked by envelope_address before the message is built.
+    message["From"] = check_text("--from", spec.sender)
+    message["To"] = ", ".join(check_text("--to", r) for r in spec.recipients)
+    message["Subject"] = check_text("--subject", spec.subject)
     message["Date"] = email.utils.formatdate(localtime=True)
     message["Message-ID"] = email.utils.make_msgid(domain=local_hostname)
     for name, value in spec.headers:
