@@ -4,6 +4,7 @@ when asked) and the wording of socket errors."""
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 
 from smtpproto import ConnectError, ConnectionLostError, TLSError
@@ -46,9 +47,33 @@ def client_context(configured: ssl.SSLContext | None, verify: bool) -> ssl.SSLCo
     return context
 
 
+# getaddrinfo's failures (socket.gaierror) by their EAI_* code, mostly in glibc's gai_strerror
+# words: the code names the failure everywhere, its message differs (musl, macOS), and
+# os.strerror knows none of these codes ("Unknown error -2").  Codes a platform lacks are left out.
+_RESOLVER_REASONS = {
+    getattr(socket, name): reason
+    for name, reason in (
+        ("EAI_NONAME", "name or service not known"),
+        ("EAI_NODATA", "no address associated with the name"),
+        ("EAI_AGAIN", "temporary failure in name resolution"),
+        ("EAI_FAIL", "non-recoverable failure in name resolution"),
+        ("EAI_ADDRFAMILY", "no address of the requested family for the name"),
+        ("EAI_FAMILY", "address family not supported"),
+        ("EAI_SERVICE", "service not supported for the socket type"),
+        ("EAI_MEMORY", "out of memory while resolving the name"),
+        ("EAI_SYSTEM", "system error while resolving the name"),
+    )
+    if hasattr(socket, name)
+}
+
+
 def os_reason(exc: OSError) -> str:
     """The operating system's words for a socket error ("Connection refused"), whatever
-    wording the event loop put in the exception's message."""
+    wording the event loop put in the exception's message; a failed name lookup is worded from
+    its EAI_* code ("name or service not known"), the same on every platform and Python."""
+    if isinstance(exc, socket.gaierror):
+        code = exc.errno
+        return _RESOLVER_REASONS.get(code, f"name resolution failed (error {code})")
     return os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
 
 

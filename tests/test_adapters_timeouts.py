@@ -60,6 +60,27 @@ def test_connection_refused_is_connect_error(adapter: Adapter) -> None:
     assert not caught.value.timed_out
 
 
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [("EAI_NONAME", "name or service not known"),
+     ("EAI_AGAIN", "temporary failure in name resolution")],
+)  # fmt: skip
+def test_a_failed_name_lookup_is_worded_from_its_code(
+    adapter: Adapter, monkeypatch: pytest.MonkeyPatch, code: str, reason: str
+) -> None:
+    """getaddrinfo's message differs between platforms and os.strerror knows none of its codes
+    ("Unknown error -2"): the reason is the code's, the same through every adapter."""
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror(getattr(socket, code), "this platform's own words")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+    with pytest.raises(ConnectError) as caught:
+        adapter.connect("mx.example.invalid", 25, tls=TLSMode.NONE, connect_timeout=5.0)
+    assert str(caught.value) == f"cannot connect to mx.example.invalid port 25: {reason}"
+    assert caught.value.temporary and not caught.value.timed_out
+
+
 class StallingServer:
     """A minimal SMTP server on loopback (one connection) that answers everything with a
     positive reply except one step, where it keeps reading and never answers."""
