@@ -231,7 +231,7 @@ class ClientConnection:
                     raise RemoteProtocolError(f"reply {code} with no command outstanding")
                 # A server may announce its shutdown at any moment (checklist C15).
                 self.state = State.CLOSED
-                return Reply(code, texts)
+                return Reply(code, texts, None, None, True)
         else:
             kind = pending.kind
         outcome = _OUTCOMES[code // 100]
@@ -245,9 +245,9 @@ class ClientConnection:
         if kind not in _NO_ENHANCED_STATUS:
             enhanced = parse_enhanced_status(code, texts[0])[0]
         if pending is None:
-            reply = Reply(code, texts, enhanced)
+            reply = Reply(code, texts, enhanced, None, True)
         else:
-            reply = Reply(code, texts, enhanced, pending.command)
+            reply = Reply(code, texts, enhanced, pending.command, True)
             if not self.lmtp or self._answered(pending):
                 self._pending.popleft()
         effect = _REPLY_EFFECTS.get(kind)
@@ -279,7 +279,7 @@ class ClientConnection:
         # 421: the server is going away; everything still outstanding failed with it (C15).
         for pending in self._pending:
             self._ready_replies.append(
-                Reply(reply.code, reply.lines, reply.enhanced_status, pending.command)
+                Reply(reply.code, reply.lines, reply.enhanced_status, pending.command, True)
             )
         self._pending.clear()
         self.state = State.CLOSED

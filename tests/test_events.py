@@ -10,8 +10,10 @@ from smtpproto import (
     Auth,
     AuthResponse,
     Bdat,
+    EnhancedStatus,
     MailFrom,
     MessageData,
+    Quit,
     RcptTo,
     Reply,
 )
@@ -100,3 +102,39 @@ def test_reply_classification_and_text() -> None:
 
 def test_sentinels_have_readable_reprs() -> None:
     assert (repr(NEED_DATA), repr(PAUSED)) == ("NEED_DATA", "PAUSED")
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        ((999,), ValueError, "200-599"),
+        ((199,), ValueError, "200-599"),
+        ((600,), ValueError, "200-599"),
+        ((651, ("what",)), ValueError, "200-599"),
+        ((True,), TypeError, "int"),
+        (("250",), TypeError, "int"),
+        ((250.0,), TypeError, "int"),
+        ((250, "abc"), TypeError, "tuple of str"),
+        ((250, ["abc"]), TypeError, "tuple of str"),
+        ((250, (b"abc",)), TypeError, "tuple of str"),
+        ((250, ()), ValueError, "at least one line"),
+        ((250, ("ok",), "2.0.0"), TypeError, "EnhancedStatus"),
+        ((250, ("ok",), EnhancedStatus(5, 0, 0)), ValueError, "does not match"),
+        ((250, ("ok",), None, "QUIT"), TypeError, "command"),
+    ],
+)
+def test_reply_validates_on_construction(
+    args: tuple[object, ...], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        Reply(*args)  # type: ignore[arg-type]
+
+
+def test_valid_replies_and_the_parsers_path_make_equal_objects() -> None:
+    assert Reply(200).lines == ("",) and Reply(599).code == 599
+    made = Reply(250, ("2.0.0 ok",), EnhancedStatus(2, 0, 0), Quit())
+    parsed = Reply(250, ("2.0.0 ok",), EnhancedStatus(2, 0, 0), Quit(), True)
+    assert made == parsed and hash(made) == hash(parsed) and repr(made) == repr(parsed)
+    assert Reply.synthesized(451, "4.4.1 no answer").enhanced_status == EnhancedStatus(4, 4, 1)
+    with pytest.raises(ValueError, match="200-599"):
+        Reply.synthesized(651, "nonsense")
