@@ -30,14 +30,19 @@ from ._limits import Limits
 from ._receivebuffer import ReceiveBuffer
 from ._replies import ReplyAssembler, parse_enhanced_status
 from ._state import (
+    DATA_BLOCK,
     GROUP_CONTINUABLE,
     INTERMEDIATE_ALLOWED,
+    LMTP_REPLY_TRANSITIONS,
     POSITIVE_REFUSED,
     REPLY_TRANSITIONS,
     SEND_TRANSITIONS,
     TIMEOUTS,
+    TRIGGER_TRANSITIONS,
+    CommandKind,
     Outcome,
     State,
+    Trigger,
     kind_of,
 )
 from ._wire import COMMAND_LINE_LIMIT, auth_line, render_mail, render_rcpt
@@ -63,19 +68,21 @@ PAUSED = Sentinel.PAUSED
 Event = Reply | ConnectionClosed | Sentinel
 
 
-_STATIC_LINES: Mapping[str, bytes] = {
-    "STARTTLS": b"STARTTLS\r\n",
-    "DATA": b"DATA\r\n",
-    "RSET": b"RSET\r\n",
-    "NOOP": b"NOOP\r\n",
-    "QUIT": b"QUIT\r\n",
+K = CommandKind
+
+_STATIC_LINES: Mapping[CommandKind, bytes] = {
+    K.STARTTLS: b"STARTTLS\r\n",
+    K.DATA: b"DATA\r\n",
+    K.RSET: b"RSET\r\n",
+    K.NOOP: b"NOOP\r\n",
+    K.QUIT: b"QUIT\r\n",
 }
 
-_HELLO_KINDS = frozenset({"EHLO", "HELO", "LHLO"})
-_LMTP_DATA_END = frozenset({"END-OF-MESSAGE", "BDAT-LAST"})
-_AUTH_KINDS = frozenset({"AUTH", "AUTH-RESPONSE"})
+_HELLO_KINDS = frozenset({K.EHLO, K.HELO, K.LHLO})
+_LMTP_DATA_END = frozenset({K.END_OF_MESSAGE, K.BDAT_LAST})
+_AUTH_KINDS = frozenset({K.AUTH, K.AUTH_RESPONSE})
 # Replies to these carry no enhanced status code (RFC 2034 §4).
-_NO_ENHANCED_STATUS = frozenset({"GREETING", *_HELLO_KINDS})
+_NO_ENHANCED_STATUS = frozenset({K.GREETING, *_HELLO_KINDS})
 
 
 # Looking a member up on an Enum class costs about 0.2 µs on CPython 3.11; the hot paths use
@@ -83,6 +90,7 @@ _NO_ENHANCED_STATUS = frozenset({"GREETING", *_HELLO_KINDS})
 _ERROR, _GREETING, _TLS_PAUSED = State.ERROR, State.GREETING, State.TLS_PAUSED
 _SENDING_CONTENT = frozenset({State.MESSAGE, State.BDAT})
 _POSITIVE, _INTERMEDIATE = Outcome.POSITIVE, Outcome.INTERMEDIATE
+_GREETING_KIND, _MESSAGE_DATA = K.GREETING, K.MESSAGE_DATA
 
 # Immutable, so one instance serves every connection.
 _DEFAULT_LIMITS = Limits()
@@ -106,7 +114,9 @@ class _Pending:
 
     __slots__ = ("command", "kind", "replies_left", "transaction")
 
-    def __init__(self, command: Command, kind: str, transaction: _Transaction | None) -> None:
+    def __init__(
+        self, command: Command, kind: CommandKind, transaction: _Transaction | None
+    ) -> None:
         self.command = command
         self.kind = kind
         self.transaction = transaction
@@ -138,11 +148,12 @@ class ClientConnection:
             if unknown:
                 raise ValueError(f"unknown timeout names: {sorted(unknown)}")
             self.timeouts = {**TIMEOUTS, **timeouts}
-        self.state = State.GREETING
-        self.extensions = _NO_EXTENSIONS
-        #: The transport is encrypted: implicit TLS from the start, or STARTTLS done.
-        self.tls = tls
-        self.authenticated = False
+        # Read-only from outside (the properties below): only the tables move the state.
+        self._state = State.GREETING
+        self._extensions = _NO_EXTENSIONS
+        self._tls = tls
+        self._authenticated = False
+        self._reply_transitions = LMTP_REPLY_TRANSITIONS if lmtp else REPLY_TRANSITIONS
         self._buffer = ReceiveBuffer()
         self._assembler = ReplyAssembler(
             max_lines=self.limits.max_reply_lines, max_bytes=self.limits.max_reply_bytes
@@ -157,9 +168,33 @@ class ClientConnection:
         # Which side broke the rules, so later calls blame the right one.
         self._error_class: type[ProtocolError] = LocalProtocolError
 
+    @property
+    def state(self) -> State:
+        """Where the dialogue stands (see the state diagram)."""
+        return self._state
+
+    @property
+    def extensions(self) -> Extensions:
+        """The capabilities from the last successful EHLO or LHLO reply (empty before it, after
+        HELO and after the TLS handshake)."""
+        return self._extensions
+
+    @property
+    def tls(self) -> bool:
+        """The transport is encrypted: implicit TLS from the start, or STARTTLS done."""
+        return self._tls
+
+    @property
+    def authenticated(self) -> bool:
+        """AUTH succeeded since the last successful hello and the last TLS handshake."""
+        return self._authenticated
+
+    def _trigger(self, trigger: Trigger) -> None:
+        self._state = TRIGGER_TRANSITIONS[self._state, trigger]
+
     def _fail(self, error_class: type[ProtocolError]) -> None:
-        if self.state is not _ERROR:  # the first violation decides who is to blame
-            self.state = State.ERROR
+        if self._state is not _ERROR:  # the first violation decides who is to blame
+            self._trigger(Trigger.PROTOCOL_ERROR)
             self._error_class = error_class
 
     # -- receiving ---------------------------------------------------------------------------
@@ -177,7 +212,7 @@ class ClientConnection:
 
     def next_event(self) -> Event:
         """The next thing the server said: a ``Reply``, ``ConnectionClosed``, or a sentinel."""
-        if self.state is _ERROR:
+        if self._state is _ERROR:
             raise self._error_class("the connection is in the ERROR state")
         if self._ready_replies:
             return self._ready_replies.popleft()
@@ -188,7 +223,7 @@ class ClientConnection:
             raise
 
     def _next_event(self) -> Event:
-        if self.state is _TLS_PAUSED:
+        if self._state is _TLS_PAUSED:
             if self._eof:  # the server hung up instead of starting TLS
                 return self._closed()
             if len(self._buffer):
@@ -219,18 +254,18 @@ class ClientConnection:
     def _closed(self) -> ConnectionClosed:
         unanswered = tuple(p.command for p in self._pending)
         self._pending.clear()
-        self.state = State.CLOSED
+        self._trigger(Trigger.END_OF_INPUT)
         return ConnectionClosed(unanswered)
 
     def _reply(self, code: int, texts: tuple[str, ...]) -> Reply:
         pending = self._pending[0] if self._pending else None
         if pending is None:
-            kind = "GREETING"
-            if self.state is not _GREETING:
+            kind = _GREETING_KIND
+            if self._state is not _GREETING:
                 if code != 421:
-                    raise RemoteProtocolError(f"reply {code} with no command outstanding")
+                    raise RemoteProtocolError(f"reply {code:03d} with no command outstanding")
                 # A server may announce its shutdown at any moment (checklist C15).
-                self.state = State.CLOSED
+                self._trigger(Trigger.SERVICE_CLOSING)
                 return Reply(code, texts, None, None, True)
         else:
             kind = pending.kind
@@ -241,25 +276,21 @@ class ClientConnection:
             raise RemoteProtocolError(
                 f"{kind} got {code}; it must be answered with 354 or an error"
             )
+        command = None
+        if pending is not None:
+            command = pending.command
+            if not self.lmtp or self._answered(pending):
+                self._pending.popleft()
         enhanced = None
         if kind not in _NO_ENHANCED_STATUS:
             enhanced = parse_enhanced_status(code, texts[0])[0]
-        if pending is None:
-            reply = Reply(code, texts, enhanced, None, True)
-        else:
-            reply = Reply(code, texts, enhanced, pending.command, True)
-            if not self.lmtp or self._answered(pending):
-                self._pending.popleft()
+        reply = Reply(code, texts, enhanced, command, True)
         effect = _REPLY_EFFECTS.get(kind)
         if effect is not None:
             effect(self, reply, pending)
-        if self.lmtp and kind in _LMTP_DATA_END:
-            # LMTP's replies to the end of data are per recipient: one refusal is not a refused
-            # chunk, and the transaction is over either way.
-            kind = "LMTP-DATA-END"
-        after = REPLY_TRANSITIONS.get((self.state, kind, outcome))
+        after = self._reply_transitions.get((self._state, kind, outcome))
         if after is not None:
-            self.state = after
+            self._state = after
         if code == 421:
             self._service_closing(reply)
         return reply
@@ -282,20 +313,21 @@ class ClientConnection:
                 Reply(reply.code, reply.lines, reply.enhanced_status, pending.command, True)
             )
         self._pending.clear()
-        self.state = State.CLOSED
+        self._trigger(Trigger.SERVICE_CLOSING)
 
     def tls_established(self) -> None:
         """Tell the machine the TLS handshake after STARTTLS succeeded.
 
         Everything learnt before it is forgotten (RFC 3207 §4.2): a new EHLO is required.
         """
-        if self.state is not State.TLS_PAUSED:
+        after = TRIGGER_TRANSITIONS.get((self._state, Trigger.TLS_ESTABLISHED))
+        if after is None:
             self._fail(LocalProtocolError)
             raise LocalProtocolError("tls_established() is only valid after a 220 to STARTTLS")
-        self.tls = True
-        self.extensions = _NO_EXTENSIONS
-        self.authenticated = False
-        self.state = State.CONNECTED
+        self._tls = True
+        self._extensions = _NO_EXTENSIONS
+        self._authenticated = False
+        self._state = after
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -306,14 +338,14 @@ class ClientConnection:
         """
         try:
             kind = kind_of(event)
-            after = SEND_TRANSITIONS.get((self.state, kind))
+            after = SEND_TRANSITIONS.get((self._state, kind))
             if after is None:
-                raise LocalProtocolError(f"cannot send {kind} in state {self.state.value}")
+                raise LocalProtocolError(f"cannot send {kind} in state {self._state.value}")
             pending = self._pending
             # Under PIPELINING more may follow, unless the last command ends its group
             # (RFC 2920 §3.1); nothing is ever queued behind such a command.
             if pending and not (
-                self.extensions.pipelining and pending[-1].kind in GROUP_CONTINUABLE
+                self._extensions.pipelining and pending[-1].kind in GROUP_CONTINUABLE
             ):
                 raise LocalProtocolError(
                     f"cannot send {kind} before the reply to {pending[-1].kind}"
@@ -322,13 +354,13 @@ class ClientConnection:
         except LocalProtocolError:
             self._fail(LocalProtocolError)
             raise
-        if kind != "MESSAGE-DATA":
+        if kind is not _MESSAGE_DATA:
             pending.append(_Pending(event, kind, self._transaction))
-        self.state = after
+        self._state = after
         return data
 
     @property
-    def awaiting(self) -> str | None:
+    def awaiting(self) -> CommandKind | None:
         """The kind of the oldest command awaiting its reply (``"MAIL"``...), or ``None``."""
         return self._pending[0].kind if self._pending else None
 
@@ -345,10 +377,10 @@ class ClientConnection:
         """
         if self._pending:
             return self.timeouts[self._pending[0].kind]
-        if self.state is _GREETING:
-            return self.timeouts["GREETING"]
-        if self.state in _SENDING_CONTENT:
-            return self.timeouts["DATA-BLOCK"]
+        if self._state is _GREETING:
+            return self.timeouts[_GREETING_KIND]
+        if self._state in _SENDING_CONTENT:
+            return self.timeouts[DATA_BLOCK]
         return None
 
     # -- renderers (one per command kind) ----------------------------------------------------
@@ -356,7 +388,7 @@ class ClientConnection:
     def _render_hello(self, event: Command) -> bytes:
         assert isinstance(event, (Ehlo, Helo, Lhlo))
         kind = kind_of(event)
-        if (kind == "LHLO") != self.lmtp:
+        if (kind is K.LHLO) != self.lmtp:
             mode = "an LMTP" if self.lmtp else "an SMTP"
             raise LocalProtocolError(f"{kind} cannot be used on {mode} connection")
         hostname = self.local_hostname if event.hostname is None else ehlo_domain(event.hostname)
@@ -365,18 +397,18 @@ class ClientConnection:
         return f"{kind} {hostname}\r\n".encode("ascii")
 
     def _render_starttls(self, event: Command) -> bytes:
-        if not self.extensions.starttls:
+        if not self._extensions.starttls:
             raise LocalProtocolError("the server did not advertise STARTTLS")
-        if self.tls:
+        if self._tls:
             raise LocalProtocolError("TLS is already active; STARTTLS cannot be used twice")
-        return _STATIC_LINES["STARTTLS"]
+        return _STATIC_LINES[K.STARTTLS]
 
     def _render_auth(self, event: Command) -> bytes:
         assert isinstance(event, Auth)
         mechanism = event.mechanism.upper()
-        if self.authenticated:
+        if self._authenticated:
             raise LocalProtocolError("already authenticated (RFC 4954 §4)")
-        if mechanism not in self.extensions.auth:
+        if mechanism not in self._extensions.auth:
             raise LocalProtocolError(f"the server did not advertise AUTH {mechanism}")
         line = auth_line(mechanism, event.initial_response)
         if len(line) > COMMAND_LINE_LIMIT:
@@ -394,7 +426,7 @@ class ClientConnection:
 
     def _render_mail(self, event: Command) -> bytes:
         assert isinstance(event, MailFrom)
-        line = render_mail(event, self.extensions)
+        line = render_mail(event, self._extensions)
         self._transaction = _Transaction(event)
         return line
 
@@ -405,7 +437,7 @@ class ClientConnection:
             raise LocalProtocolError(
                 "a non-ASCII recipient needs a MAIL with smtputf8=True (RFC 6531 §3.4)"
             )
-        return render_rcpt(event, self.extensions)
+        return render_rcpt(event, self._extensions)
 
     def _current_transaction(self) -> _Transaction:
         transaction = self._transaction
@@ -415,7 +447,7 @@ class ClientConnection:
     def _render_data(self, event: Command) -> bytes:
         if self._current_transaction().body == "BINARYMIME":
             raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT (RFC 3030 §3)")
-        return _STATIC_LINES["DATA"]
+        return _STATIC_LINES[K.DATA]
 
     def _render_message_data(self, event: Command) -> bytes:
         assert isinstance(event, MessageData)
@@ -439,7 +471,7 @@ class ClientConnection:
 
     def _render_bdat(self, event: Command) -> bytes:
         assert isinstance(event, Bdat)
-        if not self.extensions.chunking:
+        if not self._extensions.chunking:
             raise LocalProtocolError("the server did not advertise CHUNKING")
         transaction = self._current_transaction()
         chunk = event.chunk
@@ -462,7 +494,7 @@ class ClientConnection:
 
     def _render_vrfy(self, event: Command) -> bytes:
         assert isinstance(event, Vrfy)
-        if needs_smtputf8(event.string) and not self.extensions.smtputf8:
+        if needs_smtputf8(event.string) and not self._extensions.smtputf8:
             raise LocalProtocolError("a non-ASCII VRFY argument needs SMTPUTF8")
         return f"VRFY {event.string}\r\n".encode()
 
@@ -499,24 +531,24 @@ _OUTCOMES: Mapping[int, Outcome] = {
 
 
 _Renderer = Callable[[ClientConnection, Command], bytes]
-_RENDERERS: Mapping[str, _Renderer] = {
-    "EHLO": ClientConnection._render_hello,
-    "HELO": ClientConnection._render_hello,
-    "LHLO": ClientConnection._render_hello,
-    "STARTTLS": ClientConnection._render_starttls,
-    "AUTH": ClientConnection._render_auth,
-    "AUTH-RESPONSE": ClientConnection._render_auth_response,
-    "MAIL": ClientConnection._render_mail,
-    "RCPT": ClientConnection._render_rcpt,
-    "DATA": ClientConnection._render_data,
-    "MESSAGE-DATA": ClientConnection._render_message_data,
-    "END-OF-MESSAGE": ClientConnection._render_end_of_message,
-    "BDAT": ClientConnection._render_bdat,
-    "BDAT-LAST": ClientConnection._render_bdat,
-    "RSET": ClientConnection._render_static,
-    "NOOP": ClientConnection._render_static,
-    "VRFY": ClientConnection._render_vrfy,
-    "QUIT": ClientConnection._render_static,
+_RENDERERS: Mapping[CommandKind, _Renderer] = {
+    K.EHLO: ClientConnection._render_hello,
+    K.HELO: ClientConnection._render_hello,
+    K.LHLO: ClientConnection._render_hello,
+    K.STARTTLS: ClientConnection._render_starttls,
+    K.AUTH: ClientConnection._render_auth,
+    K.AUTH_RESPONSE: ClientConnection._render_auth_response,
+    K.MAIL: ClientConnection._render_mail,
+    K.RCPT: ClientConnection._render_rcpt,
+    K.DATA: ClientConnection._render_data,
+    K.MESSAGE_DATA: ClientConnection._render_message_data,
+    K.END_OF_MESSAGE: ClientConnection._render_end_of_message,
+    K.BDAT: ClientConnection._render_bdat,
+    K.BDAT_LAST: ClientConnection._render_bdat,
+    K.RSET: ClientConnection._render_static,
+    K.NOOP: ClientConnection._render_static,
+    K.VRFY: ClientConnection._render_vrfy,
+    K.QUIT: ClientConnection._render_static,
 }
 
 
@@ -529,16 +561,16 @@ def _hello_effect(conn: ClientConnection, reply: Reply, pending: _Pending | None
     if not reply.is_positive:
         return
     assert pending is not None
-    conn.authenticated = False
-    if pending.kind == "HELO":
-        conn.extensions = _NO_EXTENSIONS
+    conn._authenticated = False
+    if pending.kind is K.HELO:
+        conn._extensions = _NO_EXTENSIONS
     else:
-        conn.extensions = parse_ehlo(reply.lines)
+        conn._extensions = parse_ehlo(reply.lines)
 
 
 def _auth_effect(conn: ClientConnection, reply: Reply, pending: _Pending | None) -> None:
     if reply.is_positive:
-        conn.authenticated = True
+        conn._authenticated = True
 
 
 def _rcpt_effect(conn: ClientConnection, reply: Reply, pending: _Pending | None) -> None:
@@ -553,12 +585,12 @@ def _data_effect(conn: ClientConnection, reply: Reply, pending: _Pending | None)
         conn._encoder = DataEncoder()
 
 
-_REPLY_EFFECTS: Mapping[str, _Effect] = {
-    "EHLO": _hello_effect,
-    "HELO": _hello_effect,
-    "LHLO": _hello_effect,
-    "AUTH": _auth_effect,
-    "AUTH-RESPONSE": _auth_effect,
-    "RCPT": _rcpt_effect,
-    "DATA": _data_effect,
+_REPLY_EFFECTS: Mapping[CommandKind, _Effect] = {
+    K.EHLO: _hello_effect,
+    K.HELO: _hello_effect,
+    K.LHLO: _hello_effect,
+    K.AUTH: _auth_effect,
+    K.AUTH_RESPONSE: _auth_effect,
+    K.RCPT: _rcpt_effect,
+    K.DATA: _data_effect,
 }

@@ -951,9 +951,11 @@ def test_lmtp_bdat_last_with_no_accepted_recipient_gets_one_reply() -> None:
 
 def test_C17_recommended_timeouts() -> None:
     conn = session()
-    assert conn.recommended_timeout is None
+    assert conn.recommended_timeout is None and conn.awaiting is None
     conn.send(MailFrom("a@example.org"))
     assert conn.recommended_timeout == 300
+    # The kind awaited is the phase named in errors and in the timeouts: a str.
+    assert conn.awaiting == "MAIL" and f"{conn.awaiting}" == "MAIL"
     conn.send(RcptTo("b@example.net"))
     conn.send(Data())
     conn.receive_data(b"250 ok\r\n250 ok\r\n")
@@ -980,3 +982,29 @@ def test_S4_server_hanging_up_instead_of_starting_tls_is_a_close() -> None:
     conn.receive_data(b"")
     assert conn.next_event() == ConnectionClosed()
     assert conn.state is State.CLOSED
+
+
+# -- only the tables move the state ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["state", "extensions", "tls", "authenticated"])
+def test_state_and_what_was_learnt_are_read_only(name: str) -> None:
+    conn = session()
+    with pytest.raises(AttributeError):
+        setattr(conn, name, getattr(conn, name))
+
+
+def test_lmtp_refused_last_chunk_is_one_recipient_not_a_failed_chunk() -> None:
+    conn = ClientConnection(lmtp=True)
+    conn.receive_data(b"220 x\r\n")
+    conn.next_event()
+    conn.send(Lhlo())
+    conn.receive_data(b"250-x\r\n250-PIPELINING\r\n250 CHUNKING\r\n")
+    conn.next_event()
+    mail = MailFrom("a@example.org")
+    for command in (mail, RcptTo("b@example.net"), Bdat(b"x\r\n", last=True)):
+        conn.send(command)
+    conn.receive_data(b"250 ok\r\n250 ok\r\n452 4.2.2 over quota\r\n")
+    assert [conn.next_event().code for _ in range(3)] == [250, 250, 452]  # type: ignore[union-attr]
+    assert state(conn) is State.READY
+    assert conn.send(mail) == b"MAIL FROM:<a@example.org>\r\n"

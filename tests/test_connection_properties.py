@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -36,28 +37,37 @@ from smtpproto import (
     State,
     Vrfy,
 )
-from smtpproto._state import SEND_TRANSITIONS
+from smtpproto._state import (
+    LMTP_REPLY_TRANSITIONS,
+    REPLY_TRANSITIONS,
+    SEND_TRANSITIONS,
+    TRIGGER_TRANSITIONS,
+    CommandKind,
+    Trigger,
+    kind_of,
+)
 
 from .test_connection import EHLO_ALL, GREETING
 
-SAMPLE_COMMANDS: dict[str, Callable[[], Command]] = {
-    "EHLO": Ehlo,
-    "HELO": Helo,
-    "LHLO": Lhlo,
-    "STARTTLS": StartTLS,
-    "AUTH": lambda: Auth("PLAIN", b"\0u\0p"),
-    "AUTH-RESPONSE": lambda: AuthResponse(b"x"),
-    "MAIL": lambda: MailFrom("a@example.org"),
-    "RCPT": lambda: RcptTo("b@example.net"),
-    "DATA": Data,
-    "MESSAGE-DATA": lambda: MessageData(b"x\r\n"),
-    "END-OF-MESSAGE": EndOfMessage,
-    "BDAT": lambda: Bdat(b"x\r\n"),
-    "BDAT-LAST": lambda: Bdat(b"x\r\n", last=True),
-    "RSET": Rset,
-    "NOOP": Noop,
-    "VRFY": lambda: Vrfy("postmaster"),
-    "QUIT": Quit,
+K = CommandKind
+SAMPLE_COMMANDS: dict[CommandKind, Callable[[], Command]] = {
+    K.EHLO: Ehlo,
+    K.HELO: Helo,
+    K.LHLO: Lhlo,
+    K.STARTTLS: StartTLS,
+    K.AUTH: lambda: Auth("PLAIN", b"\0u\0p"),
+    K.AUTH_RESPONSE: lambda: AuthResponse(b"x"),
+    K.MAIL: lambda: MailFrom("a@example.org"),
+    K.RCPT: lambda: RcptTo("b@example.net"),
+    K.DATA: Data,
+    K.MESSAGE_DATA: lambda: MessageData(b"x\r\n"),
+    K.END_OF_MESSAGE: EndOfMessage,
+    K.BDAT: lambda: Bdat(b"x\r\n"),
+    K.BDAT_LAST: lambda: Bdat(b"x\r\n", last=True),
+    K.RSET: Rset,
+    K.NOOP: Noop,
+    K.VRFY: lambda: Vrfy("postmaster"),
+    K.QUIT: Quit,
 }
 
 
@@ -67,59 +77,68 @@ def _feed(conn: ClientConnection, data: bytes) -> None:
         pass
 
 
-def _ready() -> ClientConnection:
-    conn = ClientConnection(local_hostname="client.example.org")
+class Build(Protocol):
+    def __call__(self, lmtp: bool = False) -> ClientConnection: ...
+
+
+def _new(lmtp: bool = False) -> ClientConnection:
+    return ClientConnection(local_hostname="client.example.org", lmtp=lmtp)
+
+
+def _connected(lmtp: bool = False) -> ClientConnection:
+    conn = _new(lmtp)
     _feed(conn, GREETING)
-    conn.send(Ehlo())
+    return conn
+
+
+def _hello(lmtp: bool) -> Command:
+    return Lhlo() if lmtp else Ehlo()
+
+
+def _ready(lmtp: bool = False) -> ClientConnection:
+    conn = _connected(lmtp)
+    conn.send(_hello(lmtp))
     _feed(conn, EHLO_ALL)
     return conn
 
 
-def _after(
-    *steps: Command | bytes, start: Callable[[], ClientConnection] = _ready
-) -> Callable[[], ClientConnection]:
-    def build() -> ClientConnection:
-        conn = start()
+def _after(*steps: Command | bytes, start: Build = _ready) -> Build:
+    def build(lmtp: bool = False) -> ClientConnection:
+        conn = start(lmtp)
         for step in steps:
             if isinstance(step, bytes):
                 _feed(conn, step)
             else:
-                conn.send(step)
+                conn.send(_hello(lmtp) if isinstance(step, Ehlo) else step)
         return conn
 
     return build
 
 
-def _error() -> ClientConnection:
-    conn = _ready()
-    conn.receive_data(b"999 nonsense\r\n")
+def _error(lmtp: bool = False) -> ClientConnection:
+    conn = _ready(lmtp)
+    conn.receive_data(b"250 nobody asked\r\n")
     with pytest.raises(RemoteProtocolError):
         conn.next_event()
     return conn
 
 
-def _closed() -> ClientConnection:
-    conn = _ready()
+def _closed(lmtp: bool = False) -> ClientConnection:
+    conn = _ready(lmtp)
     conn.receive_data(b"")
     assert isinstance(conn.next_event(), ConnectionClosed)
     return conn
 
 
-def _refused() -> ClientConnection:
-    conn = ClientConnection()
+def _refused(lmtp: bool = False) -> ClientConnection:
+    conn = _new(lmtp)
     _feed(conn, b"554 no\r\n")
     return conn
 
 
-def _connected() -> ClientConnection:
-    conn = ClientConnection()
-    _feed(conn, GREETING)
-    return conn
-
-
 _MAIL, _RCPT = MailFrom("a@example.org"), RcptTo("b@example.net")
-REACH: dict[State, Callable[[], ClientConnection]] = {
-    State.GREETING: ClientConnection,
+REACH: dict[State, Build] = {
+    State.GREETING: _new,
     State.REFUSED: _refused,
     State.CONNECTED: _connected,
     State.HELLO: _after(Ehlo(), start=_connected),
@@ -140,14 +159,21 @@ REACH: dict[State, Callable[[], ClientConnection]] = {
 }
 
 
-def test_every_state_is_reached() -> None:
+@pytest.mark.parametrize("lmtp", [False, True])
+def test_every_state_is_reached(lmtp: bool) -> None:
     for state, build in REACH.items():
-        assert build().state is state
+        assert build(lmtp).state is state
+
+
+def test_every_command_kind_is_sampled_and_named_by_its_class() -> None:
+    kinds = set(CommandKind) - {K.GREETING}
+    assert set(SAMPLE_COMMANDS) == kinds
+    assert all(kind_of(make()) is kind for kind, make in SAMPLE_COMMANDS.items())
 
 
 @pytest.mark.parametrize("state", list(State))
 @pytest.mark.parametrize("kind", list(SAMPLE_COMMANDS))
-def test_transition_table_is_total(state: State, kind: str) -> None:
+def test_transition_table_is_total(state: State, kind: CommandKind) -> None:
     """Every state x every command either follows the table or raises LocalProtocolError."""
     conn = REACH[state]()
     event = SAMPLE_COMMANDS[kind]()
@@ -175,6 +201,24 @@ REPLY_LINE = st.builds(
 )
 
 
+def _moves(before: State) -> set[State]:
+    """Where one reply (then perhaps a 421) or one trigger may take the machine from ``before``."""
+    tables = (REPLY_TRANSITIONS, LMTP_REPLY_TRANSITIONS)
+    one = {before}
+    one |= {after for table in tables for key, after in table.items() if key[0] is before}
+    one |= {after for (state, _), after in TRIGGER_TRANSITIONS.items() if state is before}
+    closing = {TRIGGER_TRANSITIONS.get((s, Trigger.SERVICE_CLOSING)) for s in one}
+    return one | {s for s in closing if s is not None}
+
+
+def _next_event(conn: ClientConnection) -> object:
+    """``next_event()``, checking that the state moved only as a table says."""
+    before = conn.state
+    event: object = conn.next_event()
+    assert conn.state in _moves(before), (before, conn.state, event)
+    return event
+
+
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(
     # CLOSED is reached by the end of the stream: no more bytes can follow it.
@@ -194,7 +238,7 @@ def test_random_replies_raise_only_protocol_errors(
         for piece in [p for p in (data[:cut], data[cut:]) if p] + [b""]:  # b"": the close
             conn.receive_data(piece)
             for _ in range(100):
-                event = conn.next_event()
+                event = _next_event(conn)
                 if event is NEED_DATA or event is PAUSED or isinstance(event, ConnectionClosed):
                     break
                 assert isinstance(event, Reply)
@@ -214,7 +258,7 @@ def test_feeding_in_any_pieces_gives_the_same_events(data: bytes, sizes: list[in
         try:
             for piece in pieces:
                 conn.receive_data(piece)
-                while (event := conn.next_event()) is not NEED_DATA:
+                while (event := _next_event(conn)) is not NEED_DATA:
                     out.append(event)
                     if event is PAUSED or isinstance(event, ConnectionClosed):
                         break

@@ -1,8 +1,10 @@
 """Draw the client's state machine from the tables in ``smtpproto._state``.
 
 The docs build calls :func:`dot_source` and :func:`send_table_rows` (see ``docs/conf.py``), so the
-published diagram is regenerated from ``SEND_TRANSITIONS`` and ``REPLY_TRANSITIONS`` on every build
-and cannot drift from the code.  Run it by hand to get a ``.dot`` file::
+published diagram is regenerated from ``SEND_TRANSITIONS``, ``REPLY_TRANSITIONS`` (with
+``LMTP_REPLY_TRANSITIONS``) and ``TRIGGER_TRANSITIONS`` on every build and cannot drift from the
+code; ``tests/test_state_diagram.py`` checks that every entry is drawn.  Run it by hand to get a
+``.dot`` file::
 
     python docs/scripts/state_diagram.py state-machine.dot
 """
@@ -11,38 +13,93 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
-from smtpproto._state import REPLY_TRANSITIONS, SEND_TRANSITIONS, Outcome, State
+from smtpproto._state import (
+    LMTP_REPLY_TRANSITIONS,
+    REPLY_TRANSITIONS,
+    SEND_TRANSITIONS,
+    TRIGGER_TRANSITIONS,
+    State,
+    Trigger,
+)
 
-__all__ = ["dot_source", "send_table_rows", "write_dot"]
+__all__ = ["ANY_STATE", "Edge", "dot_source", "edges", "send_table_rows", "write_dot"]
 
-# The one move that no table holds: the adapter reports the TLS handshake with
-# ``ClientConnection.tls_established()``.  Drawn dotted so a reader sees where it comes from.
-_TLS_EDGE = (State.TLS_PAUSED, State.CONNECTED, "tls_established()")
+#: The node that stands for "any state": a trigger that applies in most states is drawn once,
+#: from here, with the states it does not apply in named on its label.
+ANY_STATE = "ANY_STATE"
 
-# (source, target) -> labels; one edge per pair keeps parallel arrows (RSET, QUIT, NOOP from
-# every session state) from burying the diagram.
-_EdgeLabels = Mapping[tuple[State, State], list[str]]
+_STYLES = {"send": "solid", "reply": "dashed", "trigger": "dotted"}
 
 
-def _send_edges() -> _EdgeLabels:
-    edges: defaultdict[tuple[State, State], list[str]] = defaultdict(list)
+@dataclass(frozen=True)
+class Edge:
+    """One arrow: ``source`` is a state name or :data:`ANY_STATE`; one label per line."""
+
+    source: str
+    target: str
+    labels: tuple[str, ...]
+    kind: str  # "send", "reply" or "trigger"
+
+
+def _send_edges() -> list[Edge]:
+    # (source, target) -> labels; one edge per pair keeps parallel arrows (RSET, QUIT, NOOP from
+    # every session state) from burying the diagram.
+    labels: defaultdict[tuple[State, State], list[str]] = defaultdict(list)
     for (before, kind), after in SEND_TRANSITIONS.items():
-        edges[before, after].append(kind)
-    return edges
+        labels[before, after].append(kind.value)
+    return [Edge(b.name, a.name, tuple(texts), "send") for (b, a), texts in labels.items()]
 
 
-def _reply_edges() -> _EdgeLabels:
-    # (source, target) -> kind -> outcomes, so "AUTH 2xx" and "AUTH 4xx/5xx" share a line.
-    grouped: defaultdict[tuple[State, State], dict[str, list[Outcome]]] = defaultdict(dict)
-    for (before, kind, outcome), after in REPLY_TRANSITIONS.items():
-        grouped[before, after].setdefault(kind, []).append(outcome)
-    return {
-        pair: [f"{kind} {', '.join(o.value for o in outcomes)}" for kind, outcomes in kinds.items()]
-        for pair, kinds in grouped.items()
-    }
+def _reply_edges() -> list[Edge]:
+    # The SMTP and LMTP tables differ in a few entries: those are marked with their protocol.
+    marked = [
+        (key, after, "" if LMTP_REPLY_TRANSITIONS.get(key) is after else " (SMTP)")
+        for key, after in REPLY_TRANSITIONS.items()
+    ]
+    marked += [
+        (key, after, " (LMTP)")
+        for key, after in LMTP_REPLY_TRANSITIONS.items()
+        if REPLY_TRANSITIONS.get(key) is not after
+    ]
+    # (source, target) -> (kind, mark) -> outcomes, so "AUTH 2xx, 4xx/5xx" share a line.
+    grouped: defaultdict[tuple[State, State], dict[tuple[str, str], list[str]]] = defaultdict(dict)
+    for (before, kind, outcome), after, mark in marked:
+        grouped[before, after].setdefault((kind.value, mark), []).append(outcome.value)
+    return [
+        Edge(
+            before.name,
+            after.name,
+            tuple(f"{kind} {', '.join(outs)}{mark}" for (kind, mark), outs in kinds.items()),
+            "reply",
+        )
+        for (before, after), kinds in grouped.items()
+    ]
+
+
+def _trigger_edges() -> list[Edge]:
+    moves: defaultdict[tuple[Trigger, State], list[State]] = defaultdict(list)
+    for (before, trigger), after in TRIGGER_TRANSITIONS.items():
+        moves[trigger, after].append(before)
+    # (source, target) -> labels: "421" and "end of input" share the arrow into CLOSED.
+    labels: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
+    for (trigger, after), sources in moves.items():
+        if len(sources) * 2 > len(State):
+            missing = [state.name for state in State if state not in sources]
+            label = trigger.value + (f" (not in {', '.join(missing)})" if missing else "")
+            labels[ANY_STATE, after.name].append(label)
+        else:
+            for source in sources:
+                labels[source.name, after.name].append(trigger.value)
+    return [Edge(b, a, tuple(texts), "trigger") for (b, a), texts in labels.items()]
+
+
+def edges() -> list[Edge]:
+    """Every arrow of the diagram: sends, then replies, then triggers."""
+    return [*_send_edges(), *_reply_edges(), *_trigger_edges()]
 
 
 def _quote(text: str) -> str:
@@ -50,32 +107,29 @@ def _quote(text: str) -> str:
     return f'"{escaped}"'
 
 
-def _edge_lines(edges: _EdgeLabels, style: str) -> Iterable[str]:
-    # A self-loop gets the same treatment: one loop per state, its labels under each other.
-    for (before, after), labels in edges.items():
-        label = _quote("\n".join(labels))
+def _edge_lines(drawn: Iterable[Edge]) -> Iterable[str]:
+    for edge in drawn:
+        # A self-loop gets the same treatment: one loop per state, its labels under each other.
+        label = _quote("\n".join(edge.labels))
         # QUIT is allowed from almost every state: grey keeps those edges from dominating.
-        colour = ', color="gray55", fontcolor="gray40"' if after is State.QUIT else ""
-        yield f"  {before.name} -> {after.name} [label={label}, style={style}{colour}];"
+        colour = ', color="gray55", fontcolor="gray40"' if edge.target == State.QUIT.name else ""
+        style = _STYLES[edge.kind]
+        yield f"  {edge.source} -> {edge.target} [label={label}, style={style}{colour}];"
 
 
 def dot_source() -> str:
-    """The Graphviz source of the state machine: solid send edges, dashed reply edges."""
-    send = _send_edges()
-    reply = _reply_edges()
-    used = {state for pair in (*send, *reply) for state in pair}
-    used.update(_TLS_EDGE[:2])
+    """The Graphviz source: solid send edges, dashed reply edges, dotted trigger edges."""
+    drawn = edges()
+    used = {name for edge in drawn for name in (edge.source, edge.target)}
     lines = [
         "digraph smtp_client {",
         '  graph [rankdir=TB, nodesep=0.5, ranksep=0.6, fontname="sans-serif"];',
         '  node [shape=box, style=rounded, fontname="sans-serif", fontsize=11];',
         '  edge [fontname="sans-serif", fontsize=9];',
         # Enum order is dialogue order; listing nodes that way gives a stable layout.
-        *(f"  {state.name};" for state in State if state in used),
-        *_edge_lines(send, "solid"),
-        *_edge_lines(reply, "dashed"),
-        f"  {_TLS_EDGE[0].name} -> {_TLS_EDGE[1].name} "
-        f"[label={_quote(_TLS_EDGE[2])}, style=dotted];",
+        *(f"  {state.name};" for state in State if state.name in used),
+        f'  {ANY_STATE} [label="any state", shape=plaintext];',
+        *_edge_lines(drawn),
         "}",
     ]
     return "\n".join(lines) + "\n"
@@ -85,7 +139,7 @@ def send_table_rows() -> list[tuple[str, str, str]]:
     """``(state, command kind, state after sending)`` for every allowed send, in state order."""
     order = {state: index for index, state in enumerate(State)}
     rows = sorted(SEND_TRANSITIONS.items(), key=lambda item: (order[item[0][0]], item[0][1]))
-    return [(before.name, kind, after.name) for (before, kind), after in rows]
+    return [(before.name, kind.value, after.name) for (before, kind), after in rows]
 
 
 def write_dot(path: Path) -> None:
