@@ -5,7 +5,7 @@ bytes; it never touches a socket, clock or resolver.  Adapters in :mod:`smtpprot
 it over blocking sockets, asyncio or trio.
 """
 
-from ._connection import NEED_DATA, PAUSED, ClientConnection, Sentinel
+from ._connection import NEED_DATA, PAUSED, ClientConnection, Sentinel, UnexpectedReplyCode
 from ._delivery import DeliveryOptions, Relay, TLSPolicy
 from ._encoder import BodyInspector, CRLFNormalizer, DataEncoder
 from ._errors import (
@@ -126,6 +126,7 @@ __all__ = [
     "TLSMode",
     "TLSPolicy",
     "TLSRequiredError",
+    "UnexpectedReplyCode",
     "Vrfy",
     "parse_ehlo",
     "prepare_message",

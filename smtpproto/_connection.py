@@ -34,6 +34,7 @@ from ._state import (
     GROUP_CONTINUABLE,
     INTERMEDIATE_ALLOWED,
     LMTP_REPLY_TRANSITIONS,
+    OUTCOME_BY_DIGIT,
     POSITIVE_REFUSED,
     REPLY_TRANSITIONS,
     SEND_TRANSITIONS,
@@ -47,7 +48,29 @@ from ._state import (
 )
 from ._wire import COMMAND_LINE_LIMIT, auth_line, render_mail, render_rcpt
 
-__all__ = ["NEED_DATA", "PAUSED", "ClientConnection", "Sentinel"]
+__all__ = ["NEED_DATA", "PAUSED", "ClientConnection", "Sentinel", "UnexpectedReplyCode"]
+
+# How much of a reply's text an UnexpectedReplyCode message quotes.
+_MAX_QUOTED_TEXT = 200
+
+
+class UnexpectedReplyCode(RemoteProtocolError):
+    """A well-framed reply whose code does not start with 2-5 (RFC 5321 §4.2), such as 651.
+
+    The reply answered its command, so the dialogue is still in step and the connection is *not*
+    in ``ERROR``: it moved as the tables say for a refusal of that command, and keeps reading the
+    replies still due.  RFC 5321 §4.2 asks the client to treat the code as fatal and end the mail
+    transaction: read those replies, then RSET (or just QUIT).  ``code`` and ``lines`` are the
+    reply as received (it cannot be a :class:`Reply`, whose code is 200-599); ``command`` is the
+    command it answered, ``None`` for the greeting.
+    """
+
+    def __init__(self, code: int, lines: tuple[str, ...], command: Command | None) -> None:
+        text = lines[0][:_MAX_QUOTED_TEXT]
+        super().__init__(f"reply code {code:03d} is outside 2xx-5xx (RFC 5321 §4.2): {text!r}")
+        self.code = code
+        self.lines = lines
+        self.command = command
 
 
 class Sentinel(enum.Enum):
@@ -90,6 +113,7 @@ _NO_ENHANCED_STATUS = frozenset({K.GREETING, *_HELLO_KINDS})
 _ERROR, _GREETING, _TLS_PAUSED = State.ERROR, State.GREETING, State.TLS_PAUSED
 _SENDING_CONTENT = frozenset({State.MESSAGE, State.BDAT})
 _POSITIVE, _INTERMEDIATE = Outcome.POSITIVE, Outcome.INTERMEDIATE
+_UNEXPECTED = Outcome.UNEXPECTED
 _GREETING_KIND, _MESSAGE_DATA = K.GREETING, K.MESSAGE_DATA
 
 # Immutable, so one instance serves every connection.
@@ -218,6 +242,8 @@ class ClientConnection:
             return self._ready_replies.popleft()
         try:
             return self._next_event()
+        except UnexpectedReplyCode:
+            raise  # consumed like any reply: the dialogue is still in step
         except RemoteProtocolError:
             self._fail(RemoteProtocolError)
             raise
@@ -269,7 +295,7 @@ class ClientConnection:
                 return Reply(code, texts, None, None, True)
         else:
             kind = pending.kind
-        outcome = _OUTCOMES[code // 100]
+        outcome = OUTCOME_BY_DIGIT[code // 100]
         if outcome is _INTERMEDIATE and kind not in INTERMEDIATE_ALLOWED:
             raise RemoteProtocolError(f"unexpected {code} reply to {kind}")
         if outcome is _POSITIVE and kind in POSITIVE_REFUSED:
@@ -281,6 +307,8 @@ class ClientConnection:
             command = pending.command
             if not self.lmtp or self._answered(pending):
                 self._pending.popleft()
+        if outcome is _UNEXPECTED:
+            raise self._unexpected(code, texts, command, kind)
         enhanced = None
         if kind not in _NO_ENHANCED_STATUS:
             enhanced = parse_enhanced_status(code, texts[0])[0]
@@ -294,6 +322,19 @@ class ClientConnection:
         if code == 421:
             self._service_closing(reply)
         return reply
+
+    def _unexpected(
+        self, code: int, texts: tuple[str, ...], command: Command | None, kind: CommandKind
+    ) -> UnexpectedReplyCode:
+        """A reply whose first digit is outside 2-5, consumed: the error to raise (R5).
+
+        It answered its command like any reply, so the count stays right, and the state moves as
+        the tables say; it has no other effect (no capabilities, no accepted recipient, no 354).
+        """
+        after = self._reply_transitions.get((self._state, kind, _UNEXPECTED))
+        if after is not None:
+            self._state = after
+        return UnexpectedReplyCode(code, texts, command)
 
     def _answered(self, pending: _Pending) -> bool:
         """Count one LMTP reply against ``pending``; True when it has had all its replies."""
@@ -519,15 +560,6 @@ def _check_crlf(chunk: bytes, transaction: _Transaction) -> None:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-# What a reply code's first digit means to the state tables.
-_OUTCOMES: Mapping[int, Outcome] = {
-    2: Outcome.POSITIVE,
-    3: Outcome.INTERMEDIATE,
-    4: Outcome.NEGATIVE,
-    5: Outcome.NEGATIVE,
-}
 
 
 _Renderer = Callable[[ClientConnection, Command], bytes]

@@ -310,7 +310,8 @@ class Reply:
 
     Like every event it checks itself: ``code`` is an ``int`` from 200 to 599 (RFC 5321 §4.2: the
     first digit is 2-5), ``lines`` a non-empty tuple of ``str``, ``enhanced_status`` of the code's
-    class.
+    class.  A reply the server sent with another first digit is not a ``Reply``: the connection
+    raises ``UnexpectedReplyCode`` for it.
     """
 
     code: int

@@ -14,10 +14,11 @@ from smtpproto._errors import RemoteProtocolError
 
 __all__ = ["EnhancedStatus", "ReplyAssembler", "parse_enhanced_status"]
 
-# Every acceptable reply code, as its three octets: first digit 2-5 (R5; RFC 5321 §4.2 gives
-# %x32-35), the others any digit, since unknown codes are read by their first digit.  One dict
-# lookup replaces the digit checks and int() on the hot path.
-_REPLY_CODES = {b"%d" % code: code for code in range(200, 600)}
+# Every reply code, as its three octets.  Any three digits frame a reply: one whose first digit
+# is outside 2-5 (R5; RFC 5321 §4.2 gives %x32-35) still answers its command, and the connection
+# raises UnexpectedReplyCode for it.  One dict lookup replaces the digit checks and int() on the
+# hot path.
+_REPLY_CODES = {b"%03d" % code: code for code in range(1000)}
 # The octet after the code says whether the reply goes on: False for "-", True for SP.
 _LINE_IS_LAST = {ord("-"): False, ord(" "): True}
 _CODE_LENGTH = 3
@@ -81,13 +82,6 @@ def parse_enhanced_status(code: int, text: str) -> tuple[EnhancedStatus | None, 
     return status, rest
 
 
-def _bad_code(line: bytes) -> RemoteProtocolError:
-    digits = line[:_CODE_LENGTH]
-    if len(digits) == _CODE_LENGTH and digits.isdigit():
-        return RemoteProtocolError("reply code must start with a digit 2-5", line=line)
-    return RemoteProtocolError("reply line does not start with a 3-digit code", line=line)
-
-
 class ReplyAssembler:
     """Collects the lines of one reply, multi-line or not, and checks their grammar and size.
 
@@ -125,7 +119,7 @@ class ReplyAssembler:
                 return known
         code = _REPLY_CODES.get(line[:_CODE_LENGTH])
         if code is None:
-            raise _bad_code(line)
+            raise RemoteProtocolError("reply line does not start with a 3-digit code", line=line)
         if len(line) == _CODE_LENGTH:
             # A bare code is a complete last line (RFC 5321 §4.2, checklist R2).
             is_last = True

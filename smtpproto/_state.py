@@ -43,6 +43,7 @@ __all__ = [
     "GROUP_CONTINUABLE",
     "INTERMEDIATE_ALLOWED",
     "LMTP_REPLY_TRANSITIONS",
+    "OUTCOME_BY_DIGIT",
     "POSITIVE_REFUSED",
     "REPLY_TRANSITIONS",
     "SEND_TRANSITIONS",
@@ -139,6 +140,8 @@ class Outcome(enum.Enum):
     POSITIVE = "2xx"
     INTERMEDIATE = "3xx"
     NEGATIVE = "4xx/5xx"
+    #: a first digit outside 2-5 (RFC 5321 §4.2): the reply is well framed but means nothing
+    UNEXPECTED = "other"
 
     __hash__ = object.__hash__
 
@@ -222,6 +225,17 @@ _REPLY: dict[tuple[State, CommandKind, Outcome], State] = {
     (S.READY, K.BDAT_LAST, Outcome.NEGATIVE): S.BDAT_FAILED,
     (S.QUIT, K.QUIT, Outcome.POSITIVE): S.CLOSED,
 }
+# A code whose first digit is outside 2-5 still answers its command, so the count of replies
+# stays right, but RFC 5321 §4.2 asks the client to treat it as fatal and end the transaction.
+# The state moves as for a refusal: the dialogue stays in step (a DATA pipelined behind a RCPT
+# may still get its 354), and RSET and QUIT remain possible once the replies due have come.
+_REPLY.update(
+    {
+        (state, kind, Outcome.UNEXPECTED): after
+        for (state, kind, outcome), after in _REPLY.items()
+        if outcome is Outcome.NEGATIVE
+    }
+)
 REPLY_TRANSITIONS: Mapping[tuple[State, CommandKind, Outcome], State] = MappingProxyType(_REPLY)
 
 # LMTP answers the end of data once per accepted recipient (RFC 2033 §4.2): a refusal there is
@@ -230,7 +244,15 @@ LMTP_REPLY_TRANSITIONS: Mapping[tuple[State, CommandKind, Outcome], State] = Map
     {
         **_REPLY,
         (S.READY, K.BDAT_LAST, Outcome.NEGATIVE): S.READY,
+        (S.READY, K.BDAT_LAST, Outcome.UNEXPECTED): S.READY,
     }
+)
+
+# A reply's outcome by the first digit of its code (RFC 5321 §4.2.1): index it with code // 100.
+_U = Outcome.UNEXPECTED
+OUTCOME_BY_DIGIT: tuple[Outcome, ...] = (
+    *(_U, _U, Outcome.POSITIVE, Outcome.INTERMEDIATE, Outcome.NEGATIVE, Outcome.NEGATIVE),
+    *(_U, _U, _U, _U),
 )
 
 # (state, trigger) -> new state.  No entry for TLS_ESTABLISHED: a LocalProtocolError.

@@ -33,10 +33,11 @@ from smtpproto import (
     Rset,
     StartTLS,
     State,
+    UnexpectedReplyCode,
     Vrfy,
 )
 
-from .transcript import C, S, run, run_all_splits
+from .transcript import C, S, Unexpected, run, run_all_splits
 
 GREETING = b"220 mx.example.net ESMTP\r\n"
 EHLO_ALL = (
@@ -984,6 +985,218 @@ def test_S4_server_hanging_up_instead_of_starting_tls_is_a_close() -> None:
     assert conn.state is State.CLOSED
 
 
+# -- reply codes outside 2xx-5xx (R5) ------------------------------------------------------
+# Well framed, so the reply answers its command and the dialogue stays in step: the machine
+# raises UnexpectedReplyCode, moves as for a refusal, and RSET and QUIT remain possible
+# (RFC 5321 §4.2: treat it as fatal and end the transaction; C14: QUIT in every state).
+
+MAIL, RCPT1, RCPT2 = MailFrom("a@example.org"), RcptTo("b@example.net"), RcptTo("c@example.net")
+QUIT_AND_CLOSE: list[C | S] = [
+    C(Quit(), b"QUIT\r\n"),
+    S(b"221 bye\r\n", Reply(221, ("bye",), None, Quit())),
+    S(b"", ConnectionClosed()),
+]
+
+
+def test_R5_651_to_a_pipelined_rcpt_is_consumed_and_the_transaction_can_end() -> None:
+    run_all_splits(
+        [
+            *opened(),
+            C(MAIL, b"MAIL FROM:<a@example.org>\r\n"),
+            C(RCPT1, b"RCPT TO:<b@example.net>\r\n"),
+            C(RCPT2, b"RCPT TO:<c@example.net>\r\n"),
+            C(Data(), b"DATA\r\n"),
+            S(
+                b"250 2.1.0 ok\r\n651-what\r\n651 is this\r\n550 5.1.1 no\r\n"
+                b"554 5.5.1 no valid recipients\r\n",
+                Reply(250, ("2.1.0 ok",), EnhancedStatus(2, 1, 0), MAIL),
+                Unexpected(651, ("what", "is this"), RCPT1),
+                Reply(550, ("5.1.1 no",), EnhancedStatus(5, 1, 1), RCPT2),
+                Reply(554, ("5.5.1 no valid recipients",), EnhancedStatus(5, 5, 1), Data()),
+            ),
+            C(Rset(), b"RSET\r\n"),
+            S(b"250 ok\r\n", Reply(250, ("ok",), None, Rset())),
+            *QUIT_AND_CLOSE,
+        ]
+    )
+
+
+def test_R5_651_to_rcpt_is_no_accepted_recipient() -> None:
+    # The 354 to a DATA pipelined behind still comes; with nothing accepted only the lone dot
+    # may follow (C11), which ends the transaction.
+    conn = session()
+    for command in (MAIL, RCPT1, Data()):
+        conn.send(command)
+    conn.receive_data(b"250 ok\r\n651 what\r\n354 go\r\n")
+    assert isinstance(conn.next_event(), Reply)
+    with pytest.raises(UnexpectedReplyCode) as caught:
+        conn.next_event()
+    assert (caught.value.code, caught.value.lines, caught.value.command) == (651, ("what",), RCPT1)
+    assert caught.value.temporary and isinstance(caught.value, RemoteProtocolError)
+    assert conn.next_event() == Reply(354, ("go",), None, Data())
+    assert state(conn) is State.MESSAGE
+    with pytest.raises(LocalProtocolError, match="no recipient was accepted"):
+        conn.send(MessageData(b"x"))
+
+
+def test_R5_651_to_mail_without_pipelining_returns_to_ready() -> None:
+    run_all_splits(
+        [
+            *opened(EHLO_PLAIN, ("mx.example.net", "8BITMIME")),
+            C(MAIL, b"MAIL FROM:<a@example.org>\r\n"),
+            S(b"651 5.1.0 odd\r\n", Unexpected(651, ("5.1.0 odd",), MAIL)),
+            C(Rset(), b"RSET\r\n"),
+            S(b"250 ok\r\n", Reply(250, ("ok",), None, Rset())),
+            C(MAIL, b"MAIL FROM:<a@example.org>\r\n"),
+            S(b"250 ok\r\n", Reply(250, ("ok",), None, MAIL)),
+        ]
+    )
+
+
+@pytest.mark.parametrize("code", [b"000", b"099", b"100", b"199", b"600", b"651", b"999"])
+def test_R5_every_first_digit_outside_2_to_5_is_unexpected(code: bytes) -> None:
+    conn = session()
+    conn.send(Noop())
+    conn.receive_data(code + b" x\r\n")
+    with pytest.raises(UnexpectedReplyCode, match=code.decode()) as caught:
+        conn.next_event()
+    assert caught.value.code == int(code) and caught.value.command == Noop()
+    assert state(conn) is State.READY and conn.pending == ()
+    assert conn.send(Quit()) == b"QUIT\r\n"
+
+
+def test_R5_651_greeting_allows_only_quit() -> None:
+    run_all_splits(
+        [
+            S(b"651 mx.example.net what\r\n", Unexpected(651, ("mx.example.net what",))),
+            *QUIT_AND_CLOSE,
+        ]
+    )
+    conn = run([S(b"651 x\r\n", Unexpected(651, ("x",)))])
+    assert state(conn) is State.REFUSED
+
+
+def test_R5_651_to_ehlo_learns_nothing() -> None:
+    conn = run(
+        [
+            S(GREETING, Reply(220, ("mx.example.net ESMTP",))),
+            C(Ehlo(), b"EHLO client.example.org\r\n"),
+            S(b"651-mx\r\n651 PIPELINING\r\n", Unexpected(651, ("mx", "PIPELINING"), Ehlo())),
+            C(Rset(), b"RSET\r\n"),
+            S(b"250 ok\r\n", Reply(250, ("ok",), None, Rset())),
+        ]
+    )
+    assert state(conn) is State.CONNECTED and not conn.extensions.pipelining
+
+
+def test_R5_651_to_data_end_of_data_and_bdat() -> None:
+    conn = session()
+    conn.send(MAIL)
+    conn.send(RCPT1)
+    conn.receive_data(b"250 ok\r\n250 ok\r\n")
+    conn.next_event()
+    conn.next_event()
+    conn.send(Data())
+    conn.receive_data(b"651 no idea\r\n")
+    with pytest.raises(UnexpectedReplyCode):
+        conn.next_event()
+    assert state(conn) is State.RCPT  # as for a refused DATA: RSET ends the transaction
+    conn.send(Data())
+    conn.receive_data(b"354 go\r\n")
+    conn.next_event()
+    conn.send(EndOfMessage())
+    conn.receive_data(b"651 queued?\r\n")
+    with pytest.raises(UnexpectedReplyCode) as caught:
+        conn.next_event()
+    assert caught.value.command == EndOfMessage()
+    assert state(conn) is State.READY  # the transaction is over; its fate is unknown
+    conn = session()
+    for command in (MAIL, RCPT1, Bdat(b"x\r\n", last=True)):
+        conn.send(command)
+    conn.receive_data(b"250 ok\r\n250 ok\r\n651 what\r\n")
+    conn.next_event()
+    conn.next_event()
+    with pytest.raises(UnexpectedReplyCode):
+        conn.next_event()
+    assert state(conn) is State.BDAT_FAILED  # as for a refused chunk: RSET before the next MAIL
+    assert conn.send(Rset()) == b"RSET\r\n"
+
+
+def test_R5_651_to_starttls_and_auth_changes_nothing_else() -> None:
+    conn = session()
+    conn.send(StartTLS())
+    conn.receive_data(b"651 what\r\n")
+    with pytest.raises(UnexpectedReplyCode):
+        conn.next_event()
+    assert state(conn) is State.READY and not conn.tls
+    assert conn.next_event() is NEED_DATA  # no PAUSED: there is no handshake to do
+    conn.send(Auth("PLAIN", b"\0u\0p"))
+    conn.receive_data(b"735 what\r\n")
+    with pytest.raises(UnexpectedReplyCode):
+        conn.next_event()
+    assert state(conn) is State.READY and not conn.authenticated
+
+
+def test_R5_lmtp_651_counts_as_one_recipients_reply() -> None:
+    mail, r1, r2 = MailFrom("a@example.org"), RcptTo("b@example.net"), RcptTo("c@example.net")
+    run_all_splits(
+        [
+            S(b"220 lmtp ready\r\n", Reply(220, ("lmtp ready",))),
+            C(Lhlo(), b"LHLO client.example.org\r\n"),
+            S(b"250-lmtp\r\n250 PIPELINING\r\n", Reply(250, ("lmtp", "PIPELINING"), None, Lhlo())),
+            C(mail, b"MAIL FROM:<a@example.org>\r\n"),
+            C(r1, b"RCPT TO:<b@example.net>\r\n"),
+            C(r2, b"RCPT TO:<c@example.net>\r\n"),
+            C(Data(), b"DATA\r\n"),
+            S(
+                b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n",
+                Reply(250, ("ok",), None, mail),
+                Reply(250, ("ok",), None, r1),
+                Reply(250, ("ok",), None, r2),
+                Reply(354, ("go",), None, Data()),
+            ),
+            C(EndOfMessage(), b".\r\n"),
+            C(Rset(), b"RSET\r\n"),
+            S(
+                b"651 b?\r\n250 delivered c\r\n250 reset\r\n",
+                Unexpected(651, ("b?",), EndOfMessage()),
+                Reply(250, ("delivered c",), None, EndOfMessage()),
+                Reply(250, ("reset",), None, Rset()),
+            ),
+            *QUIT_AND_CLOSE,
+        ],
+        lmtp=True,
+    )
+
+
+def test_R5_unsolicited_651_is_out_of_step() -> None:
+    conn = session()
+    conn.receive_data(b"651 surprise\r\n")
+    with pytest.raises(RemoteProtocolError, match="no command outstanding") as caught:
+        conn.next_event()
+    assert not isinstance(caught.value, UnexpectedReplyCode)
+    assert state(conn) is State.ERROR
+
+
+def test_R5_a_651_line_in_a_250_reply_is_a_framing_error() -> None:
+    conn = session()
+    conn.send(Noop())
+    conn.receive_data(b"250-ok\r\n651 what\r\n")
+    with pytest.raises(RemoteProtocolError, match="differs") as caught:
+        conn.next_event()
+    assert not isinstance(caught.value, UnexpectedReplyCode)
+    assert state(conn) is State.ERROR
+
+
+def test_R5_an_unexpected_code_is_quoted_within_bounds() -> None:
+    conn = session()
+    conn.send(Noop())
+    conn.receive_data(b"651 " + b"x" * 1000 + b"\r\n")
+    with pytest.raises(UnexpectedReplyCode) as caught:
+        conn.next_event()
+    assert len(str(caught.value)) < 300 and caught.value.lines == ("x" * 1000,)
+
+
 # -- only the tables move the state ---------------------------------------------------------
 
 
@@ -1001,10 +1214,9 @@ def test_lmtp_refused_last_chunk_is_one_recipient_not_a_failed_chunk() -> None:
     conn.send(Lhlo())
     conn.receive_data(b"250-x\r\n250-PIPELINING\r\n250 CHUNKING\r\n")
     conn.next_event()
-    mail = MailFrom("a@example.org")
-    for command in (mail, RcptTo("b@example.net"), Bdat(b"x\r\n", last=True)):
+    for command in (MAIL, RCPT1, Bdat(b"x\r\n", last=True)):
         conn.send(command)
     conn.receive_data(b"250 ok\r\n250 ok\r\n452 4.2.2 over quota\r\n")
     assert [conn.next_event().code for _ in range(3)] == [250, 250, 452]  # type: ignore[union-attr]
     assert state(conn) is State.READY
-    assert conn.send(mail) == b"MAIL FROM:<a@example.org>\r\n"
+    assert conn.send(MAIL) == b"MAIL FROM:<a@example.org>\r\n"

@@ -35,6 +35,7 @@ from smtpproto import (
     Rset,
     StartTLS,
     State,
+    UnexpectedReplyCode,
     Vrfy,
 )
 from smtpproto._state import (
@@ -193,6 +194,31 @@ def test_transition_table_is_total(state: State, kind: CommandKind) -> None:
         assert conn.state is expected
 
 
+@pytest.mark.parametrize("state", [s for s in State if s not in (State.CLOSED, State.ERROR)])
+@pytest.mark.parametrize("lmtp", [False, True])
+def test_R5_an_unexpected_code_in_any_state_leaves_quit_possible(state: State, lmtp: bool) -> None:
+    """R5 and C14: after a 651 the machine is in step, and once the replies due are in, RSET
+    (in a session) and QUIT can still be sent.  With nothing to answer, it is out of step."""
+    conn = REACH[state](lmtp)
+    conn.receive_data(b"651 what\r\n")
+    answering = conn.pending or conn.state is State.GREETING
+    if state is State.TLS_PAUSED or not answering:
+        with pytest.raises(RemoteProtocolError) as caught:
+            conn.next_event()
+        assert not isinstance(caught.value, UnexpectedReplyCode)
+        assert conn.state is State.ERROR
+        return
+    assert isinstance(_next_event(conn), UnexpectedReplyCode)
+    while conn.pending:
+        conn.receive_data(b"554 no\r\n")
+        assert isinstance(_next_event(conn), Reply)
+    if conn.state is State.QUIT:  # it answered QUIT: nothing more to say
+        return
+    assert (conn.state, K.QUIT) in SEND_TRANSITIONS
+    assert (conn.state, K.RSET) in SEND_TRANSITIONS or conn.state is State.REFUSED
+    assert conn.send(Quit()) == b"QUIT\r\n"
+
+
 REPLY_LINE = st.builds(
     lambda code, sep, text: b"%d%s%s\r\n" % (code, sep, text),
     st.integers(100, 699),
@@ -212,9 +238,16 @@ def _moves(before: State) -> set[State]:
 
 
 def _next_event(conn: ClientConnection) -> object:
-    """``next_event()``, checking that the state moved only as a table says."""
+    """``next_event()``, checking that the state moved only as a table says; an
+    UnexpectedReplyCode is returned rather than raised."""
     before = conn.state
-    event: object = conn.next_event()
+    try:
+        event: object = conn.next_event()
+    except UnexpectedReplyCode as exc:
+        # The reply was consumed: the dialogue is in step, the machine not in ERROR (R5).
+        assert conn.state is not State.ERROR
+        event = exc
+    # Every state change is an entry of a table.
     assert conn.state in _moves(before), (before, conn.state, event)
     return event
 
@@ -241,7 +274,7 @@ def test_random_replies_raise_only_protocol_errors(
                 event = _next_event(conn)
                 if event is NEED_DATA or event is PAUSED or isinstance(event, ConnectionClosed):
                     break
-                assert isinstance(event, Reply)
+                assert isinstance(event, (Reply, UnexpectedReplyCode))
     except ProtocolError:
         assert conn.state is State.ERROR
 
@@ -259,6 +292,8 @@ def test_feeding_in_any_pieces_gives_the_same_events(data: bytes, sizes: list[in
             for piece in pieces:
                 conn.receive_data(piece)
                 while (event := _next_event(conn)) is not NEED_DATA:
+                    if isinstance(event, UnexpectedReplyCode):
+                        event = (event.code, event.lines, event.command)
                     out.append(event)
                     if event is PAUSED or isinstance(event, ConnectionClosed):
                         break

@@ -2,7 +2,9 @@
 
 A transcript is a list of steps: ``C(event, wire)`` sends ``event`` and expects exactly ``wire``;
 ``S(data, *events)`` feeds the server's bytes and expects exactly those events (``NEED_DATA``
-left out: every feeding is drained until the machine needs data, pauses or sees the close).
+left out: every feeding is drained until the machine needs data, pauses or sees the close).  An
+``UnexpectedReplyCode`` raised on the way is recorded as an ``Unexpected`` event, and reading
+goes on: the machine consumed that reply.
 Every transcript can be replayed with the server's bytes split at every position: the events and
 the bytes written must not change (the machine may not depend on how TCP cut the stream).
 """
@@ -13,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import smtpproto
-from smtpproto import NEED_DATA, ClientConnection, ConnectionClosed
+from smtpproto import NEED_DATA, ClientConnection, ConnectionClosed, UnexpectedReplyCode
 
 Event = object
 
@@ -38,13 +40,26 @@ class S:
         object.__setattr__(self, "events", events)
 
 
+@dataclass(frozen=True)
+class Unexpected:
+    """``next_event()`` raised ``UnexpectedReplyCode`` for this reply (R5)."""
+
+    code: int
+    lines: tuple[str, ...]
+    command: smtpproto.Command | None = None
+
+
 Step = C | S
 
 
 def _drain(conn: ClientConnection) -> list[Event]:
     events: list[Event] = []
     while True:
-        event = conn.next_event()
+        try:
+            event = conn.next_event()
+        except UnexpectedReplyCode as exc:
+            events.append(Unexpected(exc.code, exc.lines, exc.command))
+            continue
         events.append(event)
         if event is NEED_DATA or event is smtpproto.PAUSED or isinstance(event, ConnectionClosed):
             return events
