@@ -91,7 +91,7 @@ def make_tls_material(directory: Path, extra_identities: Iterable[str] = ()) -> 
     ca = trustme.CA(organization_name="smtpproto test CA")
     other_ca = trustme.CA(organization_name="smtpproto untrusted CA")
     identities = (*DEFAULT_IDENTITIES, *extra_identities)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     leaves: dict[CertKind, trustme.LeafCert] = {
         "good": ca.issue_cert(*identities),
         "wrong-name": ca.issue_cert("wrong-name.invalid"),
