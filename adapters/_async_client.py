@@ -7,6 +7,7 @@ adapter supplies only the driver and its event loop's ways of cancelling and off
 from __future__ import annotations
 
 import abc
+import dataclasses
 import functools
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
@@ -14,15 +15,18 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from smtpproto import (
     Body,
+    BodyType,
     Extensions,
-    Limits,
+    NotifyCondition,
     RecipientResult,
     Reply,
+    SendOptions,
     SendResult,
     Session,
+    SessionOptions,
+    Timeouts,
     TLSMode,
 )
-from smtpproto._channel import DEFAULT_CONNECT_TIMEOUT
 from smtpproto.driver import Operation
 
 __all__ = ["AsyncDriver", "AsyncSMTPClient", "Connecting"]
@@ -50,26 +54,10 @@ class AsyncSMTPClient(abc.ABC):
     Leaving the block sends QUIT and closes the connection (cancellation just closes it).
     """
 
-    def __init__(
-        self,
-        *,
-        local_hostname: str | None = None,
-        ssl_context: Any = None,
-        timeouts: dict[str, float] | None = None,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        lmtp: bool = False,
-        limits: Limits | None = None,
-    ) -> None:
-        self._options: dict[str, Any] = {
-            "lmtp": lmtp,
-            "limits": limits,
-            "timeouts": timeouts,
-            "connect_timeout": connect_timeout,
-        }
+    def __init__(self, options: SessionOptions | None = None, *, ssl_context: Any = None) -> None:
+        self._options = options or SessionOptions()
         # socket.getfqdn() can block on DNS, so the default name is looked up in open().
-        self._local_hostname = local_hostname
-        placeholder = "localhost" if local_hostname is None else local_hostname
-        self._session = Session(local_hostname=placeholder, **self._options)
+        self._session = Session(self._options)
         self._driver = self._make_driver(ssl_context)
 
     @classmethod
@@ -81,14 +69,22 @@ class AsyncSMTPClient(abc.ABC):
         tls: TLSMode = TLSMode.STARTTLS,
         server_hostname: str | None = None,
         verify: bool = True,
-        **options: Any,
+        timeout: float | Timeouts | None = None,
+        local_hostname: str | None = None,
+        ssl_context: Any = None,
+        options: SessionOptions | None = None,
     ) -> Connecting[C]:
         """Connect to ``host`` and open the session (greeting, EHLO, TLS as ``tls`` says).
 
         Use as ``client = await SMTPClient.connect(...)`` or ``async with SMTPClient.connect(...)
         as client:``.  ``port`` defaults to 465 for implicit TLS, 587 for STARTTLS, else 25.
+        ``timeout`` (seconds for every phase, or :class:`~smtpproto.Timeouts`) and
+        ``local_hostname`` (the EHLO name) override those of ``options``.
         """
-        client = cls(**options)
+        client = cls(
+            (options or SessionOptions()).updated(timeout=timeout, local_hostname=local_hostname),
+            ssl_context=ssl_context,
+        )
         opening = functools.partial(
             client.open, host, port, tls=tls, server_hostname=server_hostname, verify=verify
         )
@@ -121,9 +117,10 @@ class AsyncSMTPClient(abc.ABC):
         server_hostname: str | None = None,
         verify: bool = True,
     ) -> Reply:
-        if self._local_hostname is None:
-            self._local_hostname = await self._fqdn()
-            self._session = Session(local_hostname=self._local_hostname, **self._options)
+        if self._options.local_hostname is None:
+            local_hostname = await self._fqdn()
+            self._options = dataclasses.replace(self._options, local_hostname=local_hostname)
+            self._session = Session(self._options)
         return await self._run(
             self._session.open(host, port, tls=tls, server_hostname=server_hostname, verify=verify)
         )
@@ -152,15 +149,32 @@ class AsyncSMTPClient(abc.ABC):
         message: Body,
         sender: str | None = None,
         recipients: Iterable[str] | None = None,
-        **options: Any,
+        *,
+        options: SendOptions | None = None,
     ) -> SendResult:
-        return await self._run(self._session.send_message(message, sender, recipients, **options))
+        op = self._session.send_message(message, sender, recipients, options=options)
+        return await self._run(op)
 
-    async def create_message(self, sender: str, **options: Any) -> Reply:
-        return await self._run(self._session.create_message(sender, **options))
+    async def create_message(
+        self,
+        sender: str,
+        *,
+        size: int | None = None,
+        body: BodyType | None = None,
+        smtputf8: bool | None = None,
+        options: SendOptions | None = None,
+    ) -> Reply:
+        op = self._session.create_message(
+            sender, size=size, body=body, smtputf8=smtputf8, options=options
+        )
+        return await self._run(op)
 
     async def add_recipient(
-        self, recipient: str, *, notify: Sequence[Any] | None = None, orcpt: str | None = None
+        self,
+        recipient: str,
+        *,
+        notify: Sequence[NotifyCondition] | None = None,
+        orcpt: str | None = None,
     ) -> RecipientResult:
         return await self._run(self._session.add_recipient(recipient, notify=notify, orcpt=orcpt))
 

@@ -8,6 +8,7 @@ enforced with ``settimeout``.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import socket
 import ssl
 import time
@@ -19,23 +20,27 @@ import dns.resolver
 
 from smtpproto import (
     Body,
+    BodyType,
     ConnectError,
     ConnectionLostError,
+    DeliveryOptions,
     DeliveryReport,
     Extensions,
-    Limits,
+    NotifyCondition,
     RecipientResult,
     Relay,
     Reply,
+    SendOptions,
     SendResult,
     Session,
+    SessionOptions,
     SMTPError,
     SMTPTimeoutError,
+    Timeouts,
     TLSMode,
     TLSPolicy,
+    delivery,
 )
-from smtpproto._channel import DEFAULT_CONNECT_TIMEOUT
-from smtpproto._delivery import DeliveryJob
 from smtpproto.driver import (
     Close,
     Connect,
@@ -50,7 +55,6 @@ from smtpproto.driver import (
     StartTLSHandshake,
     drive,
 )
-from smtpproto.mx import DEFAULT_MX_PORT
 
 from ._dns import resolve_sync
 from ._net import (
@@ -76,22 +80,12 @@ class SMTPClient:
     """
 
     def __init__(
-        self,
-        *,
-        local_hostname: str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        timeouts: dict[str, float] | None = None,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        lmtp: bool = False,
-        limits: Limits | None = None,
+        self, options: SessionOptions | None = None, *, ssl_context: ssl.SSLContext | None = None
     ) -> None:
-        self._session = Session(
-            local_hostname=socket.getfqdn() if local_hostname is None else local_hostname,
-            lmtp=lmtp,
-            limits=limits,
-            timeouts=timeouts,
-            connect_timeout=connect_timeout,
-        )
+        options = options or SessionOptions()
+        if options.local_hostname is None:
+            options = dataclasses.replace(options, local_hostname=socket.getfqdn())
+        self._session = Session(options)
         self._driver = _Driver(ssl_context)
 
     @classmethod
@@ -103,13 +97,21 @@ class SMTPClient:
         tls: TLSMode = TLSMode.STARTTLS,
         server_hostname: str | None = None,
         verify: bool = True,
-        **options: Any,
+        timeout: float | Timeouts | None = None,
+        local_hostname: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        options: SessionOptions | None = None,
     ) -> SMTPClient:
         """Connect to ``host`` and open the session (greeting, EHLO, TLS as ``tls`` says).
 
-        ``port`` defaults to 465 for implicit TLS, 587 for STARTTLS, else 25.
+        ``port`` defaults to 465 for implicit TLS, 587 for STARTTLS, else 25.  ``timeout``
+        (seconds for every phase, or :class:`~smtpproto.Timeouts`) overrides that of
+        ``options``.
         """
-        client = cls(**options)
+        client = cls(
+            (options or SessionOptions()).updated(timeout=timeout, local_hostname=local_hostname),
+            ssl_context=ssl_context,
+        )
         client.open(host, port, tls=tls, server_hostname=server_hostname, verify=verify)
         return client
 
@@ -152,15 +154,31 @@ class SMTPClient:
         message: Body,
         sender: str | None = None,
         recipients: Iterable[str] | None = None,
-        **options: Any,
+        *,
+        options: SendOptions | None = None,
     ) -> SendResult:
-        return self._run(self._session.send_message(message, sender, recipients, **options))
+        return self._run(self._session.send_message(message, sender, recipients, options=options))
 
-    def create_message(self, sender: str, **options: Any) -> Reply:
-        return self._run(self._session.create_message(sender, **options))
+    def create_message(
+        self,
+        sender: str,
+        *,
+        size: int | None = None,
+        body: BodyType | None = None,
+        smtputf8: bool | None = None,
+        options: SendOptions | None = None,
+    ) -> Reply:
+        op = self._session.create_message(
+            sender, size=size, body=body, smtputf8=smtputf8, options=options
+        )
+        return self._run(op)
 
     def add_recipient(
-        self, recipient: str, *, notify: Sequence[Any] | None = None, orcpt: str | None = None
+        self,
+        recipient: str,
+        *,
+        notify: Sequence[NotifyCondition] | None = None,
+        orcpt: str | None = None,
     ) -> RecipientResult:
         return self._run(self._session.add_recipient(recipient, notify=notify, orcpt=orcpt))
 
@@ -344,34 +362,17 @@ def deliver(
     recipients: Iterable[str] | None = None,
     *,
     relay: Relay | None = None,
+    options: DeliveryOptions | None = None,
     resolver: dns.resolver.Resolver | None = None,
-    port: int = DEFAULT_MX_PORT,
-    local_hostname: str | None = None,
-    tls_policy: TLSPolicy | None = None,
     ssl_context: ssl.SSLContext | None = None,
-    timeouts: dict[str, float] | None = None,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    workers: int = 4,
-    **options: Any,
 ) -> DeliveryReport:
     """Deliver ``message`` to every recipient, directly through their MX hosts or via ``relay``.
 
-    Domains are delivered concurrently by up to ``workers`` threads.  ``resolver`` (a
-    ``dns.resolver.Resolver``) and ``port`` let tests point delivery at local servers; further
-    keyword ``options`` go to :class:`~smtpproto.DeliveryOptions` (``session_limit``,
-    ``address_limit``, ``prefer_family``, ``local_names``, ``rng``, ``send_options``).
+    Domains are delivered by up to ``options.concurrency`` threads.  ``resolver`` (a
+    ``dns.resolver.Resolver``) lets tests point delivery at a local DNS server.
     """
-    job = DeliveryJob.build(
-        message,
-        sender,
-        recipients,
-        relay=relay,
-        local_hostname=socket.getfqdn() if local_hostname is None else local_hostname,
-        port=port,
-        tls_policy=tls_policy,
-        timeouts=timeouts,
-        connect_timeout=connect_timeout,
-        **options,
-    )
-
-    return _Driver(ssl_context, resolver).run(job.run(workers))
+    options = options or DeliveryOptions()
+    if options.session.local_hostname is None:
+        options = options.named(socket.getfqdn())
+    operation = delivery(message, sender, recipients, relay=relay, options=options)
+    return _Driver(ssl_context, resolver).run(operation)

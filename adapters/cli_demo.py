@@ -21,6 +21,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from smtpproto import SessionOptions
+
 from .blocking import SMTPClient, TLSMode
 from .cli_common import EXIT_OK, MissingExtra
 from .cli_output import TranscriptPrinter, print_report, transcript
@@ -156,7 +158,7 @@ def run_demo(*, color: bool, fancy: bool) -> int:
                 port,
                 tls=TLSMode.STARTTLS,
                 ssl_context=client_context,
-                local_hostname="client.demo.test",
+                options=SessionOptions(local_hostname="client.demo.test"),
             ) as client:
                 client.authenticate(DEMO_USER, DEMO_PASSWORD)
                 tls = {"tls": client.tls_active, "tls_verified": client.tls_verified}

@@ -16,9 +16,17 @@ from typing import Any
 
 import dns.resolver
 
-from smtpproto import ConnectError, Extensions, Reply, Session, SMTPError, TLSError, TLSMode
+from smtpproto import (
+    ConnectError,
+    Extensions,
+    Reply,
+    Session,
+    SessionOptions,
+    SMTPError,
+    TLSError,
+    TLSMode,
+)
 from smtpproto._delivery import DeliveryOptions, plan
-from smtpproto._state import TIMEOUTS
 from smtpproto.driver import Request, ResolveAddresses, ResolveMX, StartTLSHandshake
 from smtpproto.mx import Attempt, DeliveryPlan, DNSAnswer
 
@@ -109,11 +117,7 @@ class ProbeSettings:
 
 def _probe_once(attempt: Attempt, settings: ProbeSettings, verify: bool) -> Probe:
     port, context, timeout = settings.port, settings.context, settings.timeout
-    session = Session(
-        local_hostname=settings.local_hostname,
-        timeouts=dict.fromkeys(TIMEOUTS, timeout),
-        connect_timeout=timeout,
-    )
+    session = Session(SessionOptions(local_hostname=settings.local_hostname, timeout=timeout))
     driver = _RecordingDriver(context, session=session)
     result = Probe(attempt, port)
     # An address literal has no name for the certificate to carry: check the address itself.

@@ -8,6 +8,7 @@ are computed once.  Through a server the report is built from the :class:`~smtpp
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
 import importlib
 import os
@@ -20,16 +21,20 @@ from types import ModuleType
 from typing import Any
 
 from smtpproto import (
+    DeliveryOptions,
     DeliveryReport,
     RecipientOutcome,
     RecipientsRefused,
     ReplyError,
+    SendOptions,
     SendResult,
+    SessionOptions,
     SMTPError,
+    Timeouts,
     TLSMode,
     TLSPolicy,
 )
-from smtpproto._channel import DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORTS
+from smtpproto._channel import DEFAULT_PORTS
 from smtpproto._events import check_dsn_options
 from smtpproto._report import Status
 from smtpproto.mx import DEFAULT_MX_PORT
@@ -73,7 +78,7 @@ class SendRequest:
     adapter: str = "blocking"
     resolver: Endpoint | None = None
     port: int | None = None  # --direct only: the relay's port is part of --server
-    timeout: float = DEFAULT_CONNECT_TIMEOUT
+    timeout: float = Timeouts().connect  # the connection's; replies keep the RFC's limits
     notify: Sequence[str] | None = None
     ret: str | None = None
     envid: str | None = None
@@ -83,9 +88,14 @@ class SendRequest:
     progress: str = "auto"
 
     @property
-    def send_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"notify": self.notify, "ret": self.ret, "envid": self.envid}
-        return {name: value for name, value in options.items() if value is not None}
+    def send_options(self) -> SendOptions:
+        notify = tuple(self.notify) if self.notify is not None else None
+        return SendOptions(notify=notify, ret=self.ret, envid=self.envid)  # type: ignore[arg-type]
+
+    @property
+    def session_options(self) -> SessionOptions:
+        timeouts = dataclasses.replace(Timeouts(), connect=self.timeout)
+        return SessionOptions(local_hostname=self.local_hostname, timeout=timeouts)
 
 
 def read_password(user: str) -> str:
@@ -170,17 +180,16 @@ def _deliver(
     context: ssl.SSLContext | None,
 ) -> DeliveryReport:
     domains = {r.rpartition("@")[2] for r in recipients}
-    options: dict[str, Any] = {
-        "port": DEFAULT_MX_PORT if request.port is None else request.port,
-        "local_hostname": request.local_hostname,
+    delivery_options = DeliveryOptions(
+        session=request.session_options,
+        send=request.send_options,
+        port=DEFAULT_MX_PORT if request.port is None else request.port,
         # --tls starttls: every recipient domain must offer STARTTLS with a verified certificate.
-        "tls_policy": TLSPolicy(frozenset(domains))
+        tls_policy=TLSPolicy(frozenset(domains))
         if request.tls is TLSMode.STARTTLS
         else TLSPolicy(),
-        "ssl_context": context,
-        "connect_timeout": request.timeout,
-        "send_options": request.send_options,
-    }
+    )
+    options: dict[str, Any] = {"options": delivery_options, "ssl_context": context}
     asynchronous = request.adapter != "blocking"
     if request.resolver is not None:
         options["resolver"] = make_resolver(request.resolver, asynchronous=asynchronous)
@@ -252,9 +261,7 @@ class _Steps:
     def _client(self) -> Any:
         # Made inside the event loop that will drive it.
         return _adapter(self.request.adapter).SMTPClient(
-            local_hostname=self.request.local_hostname,
-            ssl_context=self.context,
-            connect_timeout=self.request.timeout,
+            self.request.session_options, ssl_context=self.context
         )
 
     def _open_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -279,7 +286,7 @@ class _Steps:
                 args, kwargs = self._auth_args()
                 client.authenticate(*args, **kwargs)
             session.result = client.send_message(
-                self.body, self.sender, self.recipients, **self.request.send_options
+                self.body, self.sender, self.recipients, options=self.request.send_options
             )
         except SMTPError as exc:
             session.error = exc
@@ -297,7 +304,7 @@ class _Steps:
                 args, kwargs = self._auth_args()
                 await client.authenticate(*args, **kwargs)
             session.result = await client.send_message(
-                self.body, self.sender, self.recipients, **self.request.send_options
+                self.body, self.sender, self.recipients, options=self.request.send_options
             )
         except SMTPError as exc:
             session.error = exc

@@ -22,15 +22,15 @@ from smtpproto import (
     Body,
     ConnectError,
     ConnectionLostError,
+    DeliveryOptions,
     DeliveryReport,
     Relay,
     SMTPError,
     SMTPTimeoutError,
     TLSMode,
     TLSPolicy,
+    delivery,
 )
-from smtpproto._channel import DEFAULT_CONNECT_TIMEOUT
-from smtpproto._delivery import DeliveryJob
 from smtpproto.driver import (
     Close,
     Connect,
@@ -45,7 +45,6 @@ from smtpproto.driver import (
     StartTLSHandshake,
     drive_async,
 )
-from smtpproto.mx import DEFAULT_MX_PORT
 
 from ._async_client import AsyncSMTPClient, Connecting
 from ._dns import resolve_async
@@ -263,34 +262,18 @@ async def deliver(
     recipients: Iterable[str] | None = None,
     *,
     relay: Relay | None = None,
+    options: DeliveryOptions | None = None,
     resolver: dns.asyncresolver.Resolver | None = None,
-    port: int = DEFAULT_MX_PORT,
-    local_hostname: str | None = None,
-    tls_policy: TLSPolicy | None = None,
     ssl_context: ssl.SSLContext | None = None,
-    timeouts: dict[str, float] | None = None,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    concurrency: int = 8,
-    **options: Any,
 ) -> DeliveryReport:
     """Deliver ``message`` to every recipient, directly through their MX hosts or via ``relay``.
 
-    Domains are delivered concurrently in a nursery, at most ``concurrency`` at a time.
-    ``resolver`` (a ``dns.asyncresolver.Resolver``) and ``port`` let tests point delivery at local
-    servers; further keyword ``options`` go to :class:`~smtpproto.DeliveryOptions`.
+    Domains are delivered concurrently, at most ``options.concurrency`` at a time.
+    ``resolver`` (a ``dns.asyncresolver.Resolver``) lets tests point delivery at a local DNS
+    server.
     """
-    if local_hostname is None:
-        local_hostname = await trio.to_thread.run_sync(socket.getfqdn)
-    job = DeliveryJob.build(
-        message,
-        sender,
-        recipients,
-        relay=relay,
-        local_hostname=local_hostname,
-        port=port,
-        tls_policy=tls_policy,
-        timeouts=timeouts,
-        connect_timeout=connect_timeout,
-        **options,
-    )
-    return await _Driver(ssl_context, resolver).run(job.run(concurrency))
+    options = options or DeliveryOptions()
+    if options.session.local_hostname is None:
+        options = options.named(await trio.to_thread.run_sync(socket.getfqdn))
+    operation = delivery(message, sender, recipients, relay=relay, options=options)
+    return await _Driver(ssl_context, resolver).run(operation)

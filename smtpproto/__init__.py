@@ -6,7 +6,7 @@ it over blocking sockets, asyncio or trio.
 """
 
 from ._connection import NEED_DATA, PAUSED, ClientConnection, Sentinel, UnexpectedReplyCode
-from ._delivery import DeliveryOptions, Relay, TLSPolicy
+from ._delivery import DeliveryOptions, Relay, TLSPolicy, delivery
 from ._encoder import BodyInspector, CRLFNormalizer, DataEncoder
 from ._errors import (
     AuthenticationError,
@@ -35,6 +35,7 @@ from ._events import (
     Auth,
     AuthResponse,
     Bdat,
+    BodyType,
     Command,
     ConnectionClosed,
     Data,
@@ -45,6 +46,7 @@ from ._events import (
     MailFrom,
     MessageData,
     Noop,
+    NotifyCondition,
     Quit,
     RcptTo,
     Reply,
@@ -55,7 +57,7 @@ from ._events import (
 from ._extensions import Extensions, parse_ehlo
 from ._limits import Limits
 from ._message import Body, OutgoingMessage, prepare_message
-from ._options import TLSMode
+from ._options import SendOptions, SessionOptions, Timeouts, TLSMode
 from ._replies import EnhancedStatus
 from ._report import AttemptRecord, DeliveryReport, RecipientOutcome
 from ._results import RecipientResult, SendResult
@@ -75,6 +77,7 @@ __all__ = [
     "Body",
     "BodyInspector",
     "BodyReadError",
+    "BodyType",
     "CRLFNormalizer",
     "CleartextAuthRefused",
     "ClientConnection",
@@ -101,6 +104,7 @@ __all__ = [
     "MessageEncodingError",
     "MessageTooLarge",
     "Noop",
+    "NotifyCondition",
     "OutgoingMessage",
     "ProtocolError",
     "Quit",
@@ -115,19 +119,23 @@ __all__ = [
     "Rset",
     "SMTPError",
     "SMTPTimeoutError",
+    "SendOptions",
     "SendResult",
     "SenderRefused",
     "Sentinel",
     "ServiceClosing",
     "Session",
+    "SessionOptions",
     "StartTLS",
     "State",
     "TLSError",
     "TLSMode",
     "TLSPolicy",
     "TLSRequiredError",
+    "Timeouts",
     "UnexpectedReplyCode",
     "Vrfy",
+    "delivery",
     "parse_ehlo",
     "prepare_message",
     "xtext_decode",

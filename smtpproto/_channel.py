@@ -47,8 +47,7 @@ from ._events import (
     Vrfy,
 )
 from ._extensions import Extensions
-from ._limits import Limits
-from ._options import TLSMode
+from ._options import SessionOptions, TLSMode
 from ._state import kind_of
 from ._transcript import log_reply, log_sent, transcript_enabled
 from ._wire import COMMAND_LINE_LIMIT, auth_line
@@ -59,7 +58,6 @@ __all__ = ["DEFAULT_PORTS", "FATAL_ERRORS", "HELO_FALLBACK_CODES", "Channel"]
 T = TypeVar("T")
 
 DEFAULT_PORTS = {TLSMode.IMPLICIT: 465, TLSMode.STARTTLS: 587}
-DEFAULT_CONNECT_TIMEOUT = 30.0  # Postfix's smtp_connect_timeout
 # Servers answer "not recognized" to EHLO with these; then HELO is worth a try (checklist G4).
 HELO_FALLBACK_CODES = frozenset({500, 502, 504})
 # Errors after which the connection cannot be trusted: close it, never reuse it.
@@ -77,24 +75,16 @@ class Channel(abc.ABC):
     """An SMTP (or LMTP) session up to the mail transactions: connecting, greeting, TLS,
     authentication and the simple commands, as I/O-free operations."""
 
-    def __init__(
-        self,
-        *,
-        local_hostname: str = "localhost",
-        lmtp: bool = False,
-        limits: Limits | None = None,
-        timeouts: dict[str, float] | None = None,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    ) -> None:
+    def __init__(self, options: SessionOptions | None = None) -> None:
+        self.options = options = options or SessionOptions()
         self._conn_options: dict[str, Any] = {
-            "local_hostname": local_hostname,
-            "lmtp": lmtp,
-            "limits": limits,
-            "timeouts": timeouts,
+            "local_hostname": options.local_hostname or "localhost",
+            "lmtp": options.lmtp,
+            "limits": options.limits,
+            "timeouts": options.timeouts.by_kind(),
         }
         self.conn = ClientConnection(**self._conn_options)  # checks the options now
         self._conn_unused = True  # ...and serves the first open() too
-        self.connect_timeout = connect_timeout
         self.server_hostname = ""
         self.tls_verified = False
         self._closed = True
@@ -235,7 +225,7 @@ class Channel(abc.ABC):
         yield Connect(
             host,
             DEFAULT_PORTS.get(tls, 25) if port is None else port,
-            self.connect_timeout,
+            self.options.timeouts.connect,
             implicit_tls=implicit,
             server_hostname=self.server_hostname,
             verify=verify,

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from ._channel import DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORTS
+from ._channel import DEFAULT_PORTS
 from ._errors import (
     DataRefused,
     MessageTooLarge,
@@ -28,9 +26,9 @@ from ._errors import (
     SMTPError,
     TLSError,
 )
-from ._events import Reply, check_dsn_options
+from ._events import Reply
 from ._message import Body, OutgoingMessage, prepare_message
-from ._options import TLSMode
+from ._options import SendOptions, SessionOptions, TLSMode
 from ._report import AttemptRecord, DeliveryReport, RecipientOutcome, Status
 from ._results import SendResult
 from ._session import Session
@@ -54,6 +52,7 @@ __all__ = [
     "TLSPolicy",
     "deliver_domain",
     "deliver_relay",
+    "delivery",
     "group_by_domain",
 ]
 
@@ -63,12 +62,6 @@ _STREAM_REFUSED = (
 )
 # A relay without implicit TLS defaults to the submission port (RFC 6409).
 SUBMISSION_PORT = 587
-# The keyword options Session.send_message takes: what deliver()'s send_options may hold.
-_SEND_OPTIONS = frozenset(
-    name
-    for name, param in inspect.signature(Session.send_message).parameters.items()
-    if param.kind is inspect.Parameter.KEYWORD_ONLY
-)
 
 
 @dataclass(frozen=True)
@@ -101,47 +94,46 @@ class Relay:
     allow_cleartext_auth: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DeliveryOptions:
-    """How direct delivery behaves; the defaults follow Postfix."""
+    """How ``deliver()`` behaves; the defaults follow Postfix."""
 
+    #: How each session behaves (its EHLO name, timeouts, limits).
+    session: SessionOptions = field(default_factory=SessionOptions)
+    #: What to ask of the servers for the message (DSN, REQUIRETLS, MT-PRIORITY).
+    send: SendOptions = field(default_factory=SendOptions)
+    #: The MX hosts' port (tests point it elsewhere).
     port: int = DEFAULT_MX_PORT
-    local_hostname: str = "localhost"
-    tls_policy: TLSPolicy = TLSPolicy()
+    tls_policy: TLSPolicy = field(default_factory=TLSPolicy)
+    #: At most this many addresses tried per domain (Postfix's smtp_mx_address_limit).
     address_limit: int = DEFAULT_ADDRESS_LIMIT
+    #: At most this many sessions per domain (Postfix's smtp_mx_session_limit).
     session_limit: int = DEFAULT_SESSION_LIMIT
+    #: "ipv4" or "ipv6" first; ``None``: IPv6 first, as Postfix's smtp_address_preference.
     prefer_family: str | None = None
+    #: Names of this host: an MX among them is a mail loop (RFC 5321 §5.1).
     local_names: frozenset[str] = frozenset()
-    timeouts: dict[str, float] | None = None
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    #: Domains delivered at once.
+    concurrency: int = 8
+    #: Shuffles MX hosts of equal preference; give one for repeatable tests.
     rng: random.Random | None = None
-    send_options: dict[str, Any] = field(default_factory=dict)
 
-    def session(self) -> Session:
-        return Session(
-            local_hostname=self.local_hostname,
-            timeouts=self.timeouts,
-            connect_timeout=self.connect_timeout,
-        )
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+
+    def named(self, local_hostname: str) -> DeliveryOptions:
+        """These options with the EHLO name ``local_hostname``."""
+        session = dataclasses.replace(self.session, local_hostname=local_hostname)
+        return dataclasses.replace(self, session=session)
+
+    def new_session(self) -> Session:
+        return Session(self.session)
 
 
 @functools.lru_cache(maxsize=64)
 def _lookup_names(domains: frozenset[str]) -> frozenset[str | None]:
     return frozenset(lookup_name(d) for d in domains)
-
-
-def _check_send_options(send_options: dict[str, Any]) -> None:
-    """Refuse bad ``send_options`` when the job is made, not per domain after DNS and connect."""
-    unknown = set(send_options) - _SEND_OPTIONS
-    if unknown:
-        raise TypeError(f"unknown send_options: {sorted(unknown)}; known: {sorted(_SEND_OPTIONS)}")
-    notify = send_options.get("notify")
-    check_dsn_options(
-        send_options.get("ret"),
-        send_options.get("envid"),
-        tuple(notify) if notify else None,
-        send_options.get("mt_priority"),
-    )
 
 
 def group_by_domain(recipients: Iterable[str]) -> dict[str, list[str]]:
@@ -271,7 +263,7 @@ def deliver_domain(
     for attempt in delivery_plan.attempts:
         if sessions >= options.session_limit:
             break
-        session = options.session()
+        session = options.new_session()
         where = AttemptRecord(attempt.host, attempt.address, options.port)
         try:
             yield from _open(session, where, tls_mode, verify)
@@ -313,7 +305,7 @@ def _transaction(
     """One transaction for the pending recipients; True when no other host should be tried."""
     try:
         result = yield from session.send_message(
-            message, recipients=ledger.pending, **options.send_options
+            message, recipients=ledger.pending, options=options.send
         )
     except SMTPError as exc:
         ledger.attempts.append(where.failed(exc))
@@ -327,7 +319,7 @@ def deliver_relay(
     message: OutgoingMessage, relay: Relay, options: DeliveryOptions
 ) -> Operation[list[RecipientOutcome]]:
     """Send ``message`` to all its recipients through ``relay``, authenticating first."""
-    session = options.session()
+    session = options.new_session()
     # A relay is a submission server: 465 with implicit TLS, else 587 (RFC 8314, RFC 6409).
     port = relay.port if relay.port is not None else DEFAULT_PORTS.get(relay.tls, SUBMISSION_PORT)
     where = AttemptRecord(relay.host, relay.host, port)
@@ -351,6 +343,26 @@ def deliver_relay(
     return ledger.outcomes()
 
 
+def delivery(
+    message: Body,
+    sender: str | None = None,
+    recipients: Iterable[str] | None = None,
+    *,
+    relay: Relay | None = None,
+    options: DeliveryOptions | None = None,
+) -> Operation[DeliveryReport]:
+    """The whole of ``deliver()`` as one operation, for any driver: directly through each
+    domain's MX hosts, or through ``relay``.
+
+    Bad input (no recipient, an address without a domain, a one-shot stream) is a
+    ``ValueError`` now, before the operation exists.
+    """
+    job = DeliveryJob(
+        message, sender, recipients, relay=relay, options=options or DeliveryOptions()
+    )
+    return job.run()
+
+
 class DeliveryJob:
     """One call to ``deliver()``: the operations an adapter runs, and the report they make.
 
@@ -370,44 +382,16 @@ class DeliveryJob:
         self.message = prepare_message(message, sender, recipients)
         if self.message.single_use:
             raise ValueError(_STREAM_REFUSED)
-        _check_send_options(options.send_options)
         self.relay = relay
         self.options = options
         self.groups = {} if relay else group_by_domain(self.message.recipients)
 
-    @classmethod
-    def build(
-        cls,
-        message: Body,
-        sender: str | None,
-        recipients: Iterable[str] | None,
-        *,
-        relay: Relay | None,
-        local_hostname: str,
-        port: int = DEFAULT_MX_PORT,
-        tls_policy: TLSPolicy | None = None,
-        timeouts: dict[str, float] | None = None,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        **options: Any,
-    ) -> DeliveryJob:
-        """The job for the arguments every adapter's ``deliver()`` takes; further ``options``
-        are :class:`DeliveryOptions` fields."""
-        settings = DeliveryOptions(
-            port=port,
-            local_hostname=local_hostname,
-            tls_policy=tls_policy or TLSPolicy(),
-            timeouts=timeouts,
-            connect_timeout=connect_timeout,
-            **options,
-        )
-        return cls(message, sender, recipients, relay=relay, options=settings)
-
-    def run(self, concurrency: int) -> Operation[DeliveryReport]:
+    def run(self) -> Operation[DeliveryReport]:
         """The whole delivery as one operation: the body checked, then the operations of
-        :meth:`operations` run by the driver, at most ``concurrency`` at a time."""
+        :meth:`operations` run by the driver, as many at once as the options allow."""
         yield from self.prepare()
         operations = tuple(self.operations())
-        results = yield RunConcurrently(operations, self.parallelism(concurrency))
+        results = yield RunConcurrently(operations, self.parallelism(self.options.concurrency))
         return self.report(results)
 
     def prepare(self) -> Operation[None]:

@@ -1,10 +1,24 @@
-"""The choices a caller makes about a session."""
+"""The choices a caller makes: how a session protects itself, how long it waits, what it asks
+of the server for each message.  One typed object each, shared by :class:`~smtpproto.Session`,
+every client and ``deliver()``."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
 
-__all__ = ["TLSMode"]
+from ._events import NotifyCondition, check_dsn_options
+from ._limits import Limits
+from ._state import DATA_BLOCK, TIMEOUTS, CommandKind
+
+__all__ = ["RetType", "SendOptions", "SessionOptions", "TLSMode", "Timeouts"]
+
+#: What a bounce carries (DSN RET, RFC 3461 §4.3).
+RetType = Literal["FULL", "HDRS"]
 
 
 class TLSMode(enum.Enum):
@@ -18,3 +32,117 @@ class TLSMode(enum.Enum):
     OPPORTUNISTIC = "opportunistic"
     #: Cleartext, explicitly.
     NONE = "none"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    """Seconds to wait in each phase of a session.  The names and defaults are those of RFC 5321
+    §4.5.3.2; ``connect``, ``command`` and ``rset`` follow Postfix (``smtp_connect_timeout``,
+    ``smtp_helo_timeout`` and the like, ``smtp_rset_timeout``).
+
+    ``Timeouts.uniform(10)`` is the same limit everywhere; ``dataclasses.replace`` changes one.
+    """
+
+    #: Opening the TCP connection (and an implicit TLS handshake).
+    connect: float = 30.0
+    #: §4.5.3.2.1, the initial 220 message.
+    greeting: float = 300.0
+    #: EHLO, HELO, LHLO, STARTTLS (and its handshake), AUTH, NOOP, VRFY, QUIT.
+    command: float = 300.0
+    #: §4.5.3.2.2, the reply to MAIL.
+    mail: float = 300.0
+    #: §4.5.3.2.3, the reply to each RCPT.
+    rcpt: float = 300.0
+    #: §4.5.3.2.4, the 354 to DATA.
+    data_initiation: float = 120.0
+    #: §4.5.3.2.5, each write of message content (a BDAT chunk's reply too).
+    data_block: float = 180.0
+    #: §4.5.3.2.6, the reply to the end of data (the final dot, or BDAT LAST).
+    data_termination: float = 600.0
+    #: The reply to RSET.
+    rset: float = 20.0
+
+    def __post_init__(self) -> None:
+        for phase in dataclasses.fields(self):
+            seconds = getattr(self, phase.name)
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+                raise TypeError(f"timeout {phase.name} must be a number of seconds")
+            if not (0 < seconds < math.inf):
+                raise ValueError(f"timeout {phase.name} must be positive and finite: {seconds}")
+
+    @classmethod
+    def uniform(cls, seconds: float) -> Timeouts:
+        """The same limit for every phase."""
+        return cls(**{phase.name: seconds for phase in dataclasses.fields(cls)})
+
+    def by_kind(self) -> Mapping[str, float]:
+        """The limit for the reply to each kind of command, as the protocol machine takes it."""
+        phase_of = {
+            CommandKind.GREETING: self.greeting,
+            CommandKind.MAIL: self.mail,
+            CommandKind.RCPT: self.rcpt,
+            CommandKind.DATA: self.data_initiation,
+            DATA_BLOCK: self.data_block,
+            CommandKind.BDAT: self.data_block,
+            CommandKind.END_OF_MESSAGE: self.data_termination,
+            CommandKind.BDAT_LAST: self.data_termination,
+            CommandKind.RSET: self.rset,
+        }
+        return {kind: phase_of.get(kind, self.command) for kind in TIMEOUTS}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionOptions:
+    """How a session behaves, whatever drives it."""
+
+    #: The name said in EHLO; ``None``: the adapters ask ``socket.getfqdn()``.
+    local_hostname: str | None = None
+    #: A number of seconds for every phase, or :class:`Timeouts` phase by phase.
+    timeout: float | Timeouts = field(default_factory=Timeouts)
+    #: Speak LMTP (RFC 2033): LHLO, and a reply per recipient after the data.
+    lmtp: bool = False
+    #: Bounds on what the server may make the client buffer.
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.timeout, Timeouts):
+            object.__setattr__(self, "timeout", Timeouts.uniform(self.timeout))
+
+    def updated(
+        self, *, timeout: float | Timeouts | None = None, local_hostname: str | None = None
+    ) -> SessionOptions:
+        """These options, with ``timeout`` and ``local_hostname`` instead where given (the
+        clients' ``connect()`` takes both, as smtplib does)."""
+        changes: dict[str, object] = {"timeout": timeout, "local_hostname": local_hostname}
+        given = {name: value for name, value in changes.items() if value is not None}
+        return dataclasses.replace(self, **given) if given else self  # type: ignore[arg-type]
+
+    @property
+    def timeouts(self) -> Timeouts:
+        """:attr:`timeout`, always as :class:`Timeouts`."""
+        assert isinstance(self.timeout, Timeouts)  # made so by __post_init__
+        return self.timeout
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendOptions:
+    """What to ask of the server for one message: DSN (RFC 3461), REQUIRETLS (RFC 8689),
+    MT-PRIORITY (RFC 6710).  Parameters the server does not offer are left out, except
+    ``requiretls``, which refuses the message instead."""
+
+    #: DSN: return the full message or only its headers in a bounce.
+    ret: RetType | None = None
+    #: DSN: the envelope id the bounces quote.
+    envid: str | None = None
+    #: DSN: when to notify, for every recipient.
+    notify: tuple[NotifyCondition, ...] | None = None
+    #: The message must travel only over TLS, end to end (RFC 8689).
+    requiretls: bool = False
+    #: The message's priority, -9 to 9 (RFC 6710).
+    mt_priority: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.notify is not None:
+            object.__setattr__(self, "notify", tuple(self.notify))
+        # Bad values are a ValueError now, before any operation has started (S1).
+        check_dsn_options(self.ret, self.envid, self.notify, self.mt_priority)

@@ -15,7 +15,6 @@ from typing import TypeVar
 
 from ._addresses import needs_smtputf8
 from ._channel import (
-    DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_PORTS,
     FATAL_ERRORS,
     HELO_FALLBACK_CODES,
@@ -46,10 +45,9 @@ from ._events import (
     RcptTo,
     Reply,
     Rset,
-    check_dsn_options,
 )
-from ._limits import Limits
 from ._message import Body, BodyReader, OutgoingMessage, body_source, prepare_message
+from ._options import SendOptions, SessionOptions
 from ._results import RecipientResult, SendResult
 from ._state import State
 from .driver import Operation
@@ -69,6 +67,7 @@ T = TypeVar("T")
 PIPELINE_GROUP = 50
 # An in-memory body up to this size goes in the same flight as MAIL and RCPT with CHUNKING.
 ONE_FLIGHT_BDAT_LIMIT = 8 << 20
+_NO_OPTIONS = SendOptions()
 # Commands without arguments are all alike: one instance each serves every message.
 _DATA = Data()
 _END_OF_MESSAGE = EndOfMessage()
@@ -78,22 +77,8 @@ class Session(Channel):
     """One SMTP (or LMTP) session, as a set of I/O-free operations: the :class:`Channel`'s
     connecting, TLS and AUTH, plus sending messages, in one call or staged."""
 
-    def __init__(
-        self,
-        *,
-        local_hostname: str = "localhost",
-        lmtp: bool = False,
-        limits: Limits | None = None,
-        timeouts: dict[str, float] | None = None,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    ) -> None:
-        super().__init__(
-            local_hostname=local_hostname,
-            lmtp=lmtp,
-            limits=limits,
-            timeouts=timeouts,
-            connect_timeout=connect_timeout,
-        )
+    def __init__(self, options: SessionOptions | None = None) -> None:
+        super().__init__(options)
         self._staged: _Staged | None = None
 
     def _forget_message(self) -> bool:
@@ -108,11 +93,7 @@ class Session(Channel):
         sender: str | None = None,
         recipients: Iterable[str] | None = None,
         *,
-        ret: str | None = None,
-        envid: str | None = None,
-        notify: Sequence[NotifyCondition] | None = None,
-        requiretls: bool = False,
-        mt_priority: int | None = None,
+        options: SendOptions | None = None,
     ) -> Operation[SendResult]:
         """Send one message; a refused recipient is a result, not an exception.
 
@@ -125,13 +106,13 @@ class Session(Channel):
             message = prepare_message(message, sender, recipients)
         elif recipients is not None:
             message = message.with_recipients(recipients)
-        options = _Options(ret, envid, tuple(notify) if notify else None, requiretls, mt_priority)
-        # Bad input is a ValueError now, before the operation has started, so the connection
-        # stays usable: nothing has been written.  (The OutgoingMessage checked the addresses.)
-        check_dsn_options(ret, envid, options.notify, mt_priority)
-        return self._guarded(self._send_message(message, options))
+        # Bad input was a ValueError before the operation started (the OutgoingMessage checked
+        # the addresses, SendOptions its values), so the connection stays usable.
+        return self._guarded(self._send_message(message, options or _NO_OPTIONS))
 
-    def _send_message(self, message: OutgoingMessage, options: _Options) -> Operation[SendResult]:
+    def _send_message(
+        self, message: OutgoingMessage, options: SendOptions
+    ) -> Operation[SendResult]:
         results: dict[str, RecipientResult] = {}
         remaining = list(message.recipients)
         while True:
@@ -147,7 +128,7 @@ class Session(Channel):
             remaining = deferred
 
     def _follow_up(
-        self, message: OutgoingMessage, recipients: list[str], options: _Options
+        self, message: OutgoingMessage, recipients: list[str], options: SendOptions
     ) -> Operation[dict[str, RecipientResult]]:
         """A further transaction after a 452.  Its failures become results, never an exception:
         recipients of the first transaction are already delivered and must stay reported so
@@ -165,7 +146,7 @@ class Session(Channel):
             return {r: RecipientResult(r, reply, False) for r in recipients}
 
     def _mail_command(
-        self, message: OutgoingMessage, size: int | None, options: _Options
+        self, message: OutgoingMessage, size: int | None, options: SendOptions
     ) -> MailFrom:
         """MAIL FROM for ``message``: BODY from what its content is known to need."""
         ext = self.conn.extensions
@@ -182,7 +163,7 @@ class Session(Channel):
         size: int | None,
         body: BodyType | None,
         smtputf8: bool,
-        options: _Options,
+        options: SendOptions,
     ) -> MailFrom:
         """MAIL FROM with every parameter the server allows, or the error that says why the
         message cannot go to this server, before anything is sent (one-shot and staged alike)."""
@@ -203,14 +184,14 @@ class Session(Channel):
             size=size if ext.size is not None else None,
             body=body,
             smtputf8=smtputf8,
-            ret=options.ret if dsn else None,  # type: ignore[arg-type]
+            ret=options.ret if dsn else None,
             envid=options.envid if dsn else None,
             requiretls=options.requiretls,
             mt_priority=options.mt_priority if ext.mt_priority else None,
         )
 
     def _transaction(
-        self, message: OutgoingMessage, recipients: list[str], options: _Options
+        self, message: OutgoingMessage, recipients: list[str], options: SendOptions
     ) -> Operation[dict[str, RecipientResult]]:
         reader = yield from message.body.open()
         return (yield from _reading(reader, self._transact(message, reader, recipients, options)))
@@ -220,7 +201,7 @@ class Session(Channel):
         message: OutgoingMessage,
         reader: BodyReader,
         recipients: list[str],
-        options: _Options,
+        options: SendOptions,
     ) -> Operation[dict[str, RecipientResult]]:
         ext = self.conn.extensions
         mail = self._mail_command(message, reader.size, options)
@@ -373,22 +354,21 @@ class Session(Channel):
         size: int | None = None,
         body: BodyType | None = None,
         smtputf8: bool | None = None,
-        ret: str | None = None,
-        envid: str | None = None,
-        requiretls: bool = False,
-        mt_priority: int | None = None,
+        options: SendOptions | None = None,
     ) -> Operation[Reply]:
         """``MAIL FROM``: start a message; then add recipients, append content, close it.
 
         Raises before anything is sent, as :meth:`send_message` does, when the server cannot
         take the message (:class:`MessageTooLarge`, :class:`MessageEncodingError`,
-        :class:`TLSRequiredError`).
+        :class:`TLSRequiredError`).  DSN's ``notify`` is given per recipient, to
+        :meth:`add_recipient`.
         """
         self._refuse_if_staged()
+        options = options or _NO_OPTIONS
+        if options.notify is not None:
+            raise ValueError("notify is per recipient here: give it to add_recipient()")
         if body is None and self.conn.extensions.eightbitmime:
             body = "8BITMIME"
-        check_dsn_options(ret, envid, None, mt_priority)
-        options = _Options(ret, envid, None, requiretls, mt_priority)
         international = needs_smtputf8(sender) if smtputf8 is None else smtputf8
         mail = self._mail_from(sender, size, body, international, options)
         return self._guarded(self._create_message(mail))
@@ -495,21 +475,6 @@ class _Staged:
         self.binary = binary
         self.results: list[RecipientResult] = []
         self.data_started = False
-
-
-class _Options:
-    __slots__ = ("envid", "mt_priority", "notify", "requiretls", "ret")
-
-    def __init__(
-        self,
-        ret: str | None,
-        envid: str | None,
-        notify: tuple[NotifyCondition, ...] | None,
-        requiretls: bool,
-        mt_priority: int | None,
-    ) -> None:
-        self.ret, self.envid, self.notify = ret, envid, notify
-        self.requiretls, self.mt_priority = requiretls, mt_priority
 
 
 def _reading(reader: BodyReader, op: Operation[T]) -> Operation[T]:

@@ -14,7 +14,9 @@ address without a server refuses connections at once: that is the "dead MX".
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -25,8 +27,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 
-from smtpproto import DeliveryReport, RecipientOutcome
-from smtpproto._state import TIMEOUTS
+from smtpproto import (
+    DeliveryOptions,
+    DeliveryReport,
+    RecipientOutcome,
+    Relay,
+    SessionOptions,
+    Timeouts,
+)
 from tests.servers.aiosmtpd_server import RunningSMTPServer
 from tests.servers.dnsmasq import DEFAULT_ZONE, DNSServer, make_async_resolver, make_resolver
 from tests.servers.fixtures import SMTPServerFactory
@@ -54,7 +62,7 @@ LOCAL_HOSTNAME = "client.test"
 CONNECT_TIMEOUT = 5.0
 #: Every reply timeout, unless a test sets its own: a hung server shows up in the report as a
 #: timeout well before :data:`CALL_TIMEOUT`.
-REPLY_TIMEOUTS = dict.fromkeys(TIMEOUTS, 10.0)
+TEST_TIMEOUTS = dataclasses.replace(Timeouts.uniform(10.0), connect=CONNECT_TIMEOUT)
 
 
 def address(host: str) -> str:
@@ -92,16 +100,26 @@ class Deliverer:
     calls: list[Delivery] = field(default_factory=list)
 
     def __call__(
-        self, recipients: Sequence[str], *, parallel: int | None = None, **options: Any
+        self,
+        recipients: Sequence[str],
+        *,
+        parallel: int | None = None,
+        timeout: Timeouts = TEST_TIMEOUTS,
+        relay: Relay | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        **fields: Any,
     ) -> Delivery:
-        """``deliver(message, SENDER, recipients, **options)``; ``parallel`` is ``workers`` for
-        blocking and ``concurrency`` for asyncio and trio."""
+        """``deliver(message, SENDER, recipients, ...)``; ``parallel`` is the options'
+        ``concurrency``, further ``fields`` are :class:`DeliveryOptions` fields."""
         marker = uuid.uuid4().hex
-        options.setdefault("local_hostname", LOCAL_HOSTNAME)
-        options.setdefault("connect_timeout", CONNECT_TIMEOUT)
-        options["timeouts"] = {**REPLY_TIMEOUTS, **options.get("timeouts", {})}
+        session = SessionOptions(local_hostname=LOCAL_HOSTNAME, timeout=timeout)
         if parallel is not None:
-            options["workers" if self.adapter == "blocking" else "concurrency"] = parallel
+            fields["concurrency"] = parallel
+        options: dict[str, Any] = {
+            "options": DeliveryOptions(session=session, **fields),
+            "relay": relay,
+            "ssl_context": ssl_context,
+        }
         message = make_message(marker, recipients)
         if self.dns_address is not None:
             host, port = self.dns_address

@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from smtpproto import BodyReadError, Session, TLSMode
+from smtpproto import BodyReadError, Session, SessionOptions, TLSMode
 from smtpproto.driver import (
     Close,
     CloseBody,
@@ -308,7 +308,7 @@ def greeted(
 
 def open_session(*keywords: str, tls: bool = False, **kwargs: Any) -> Session:
     """A session opened on a server advertising ``keywords`` (over implicit TLS when ``tls``)."""
-    session = Session(local_hostname=LOCAL_HOSTNAME, **kwargs)
+    session = Session(SessionOptions(local_hostname=LOCAL_HOSTNAME, **kwargs))
     mode = TLSMode.IMPLICIT if tls else TLSMode.NONE
     port = 465 if tls else 25
     hello = LHLO if kwargs.get("lmtp") else EHLO

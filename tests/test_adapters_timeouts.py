@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from smtpproto import ConnectError, SMTPError, SMTPTimeoutError, TLSMode
+from smtpproto import ConnectError, SMTPError, SMTPTimeoutError, Timeouts, TLSMode
 from tests.servers.net import pick_free_port
 
 if TYPE_CHECKING:  # imported for real by pytest_plugins, which rewrites its asserts
@@ -32,7 +32,7 @@ def test_greeting_timeout_names_the_phase_C17(
 ) -> None:
     started = time.monotonic()
     with pytest.raises(SMTPTimeoutError) as caught:
-        adapter.connect(*silent_server, tls=TLSMode.NONE, timeouts={"GREETING": 0.5})
+        adapter.connect(*silent_server, tls=TLSMode.NONE, timeout=Timeouts(greeting=0.5))
     elapsed = time.monotonic() - started
     assert caught.value.phase == "GREETING"
     assert caught.value.timeout == 0.5
@@ -46,7 +46,7 @@ def test_implicit_tls_handshake_timeout_names_the_handshake_C17(
     """Implicit TLS to a server that never answers the ClientHello: a timeout of the TLS
     handshake (the TCP connect succeeded), the same in every adapter."""
     with pytest.raises(SMTPTimeoutError) as caught:
-        adapter.connect(*silent_server, tls=TLSMode.IMPLICIT, connect_timeout=0.5)
+        adapter.connect(*silent_server, tls=TLSMode.IMPLICIT, timeout=Timeouts(connect=0.5))
     assert caught.value.phase == "TLS handshake"
     assert caught.value.timeout == 0.5
 
@@ -54,7 +54,7 @@ def test_implicit_tls_handshake_timeout_names_the_handshake_C17(
 def test_connection_refused_is_connect_error(adapter: Adapter) -> None:
     port = pick_free_port("127.0.0.1")  # nothing listens there
     with pytest.raises(ConnectError) as caught:
-        adapter.connect("127.0.0.1", port, tls=TLSMode.NONE, connect_timeout=5.0)
+        adapter.connect("127.0.0.1", port, tls=TLSMode.NONE, timeout=Timeouts(connect=5.0))
     assert (caught.value.host, caught.value.port) == ("127.0.0.1", port)
     assert caught.value.temporary
     assert not caught.value.timed_out
@@ -76,7 +76,7 @@ def test_a_failed_name_lookup_is_worded_from_its_code(
 
     monkeypatch.setattr(socket, "getaddrinfo", fail)
     with pytest.raises(ConnectError) as caught:
-        adapter.connect("mx.example.invalid", 25, tls=TLSMode.NONE, connect_timeout=5.0)
+        adapter.connect("mx.example.invalid", 25, tls=TLSMode.NONE, timeout=Timeouts(connect=5.0))
     assert str(caught.value) == f"cannot connect to mx.example.invalid port 25: {reason}"
     assert caught.value.temporary and not caught.value.timed_out
 
@@ -124,15 +124,21 @@ class StallingServer:
         self._thread.join(5.0)
 
 
-@pytest.mark.parametrize("phase", ["MAIL", "END-OF-MESSAGE"])
-def test_timeout_mid_session_drops_the_connection_C12_C17(adapter: Adapter, phase: str) -> None:
+@pytest.mark.parametrize(
+    ("phase", "timeout"),
+    [
+        ("MAIL", Timeouts(mail=0.3, command=0.3)),
+        ("END-OF-MESSAGE", Timeouts(data_termination=0.3, command=0.3)),
+    ],
+)
+def test_timeout_mid_session_drops_the_connection_C12_C17(
+    adapter: Adapter, phase: str, timeout: Timeouts
+) -> None:
     """A server silent after MAIL, or after the final dot: SMTPTimeoutError naming the phase,
     the connection is dropped without waiting for QUIT's reply, nothing counts as delivered."""
     server = StallingServer(phase)
     try:
-        with adapter.connect(
-            *server.address, tls=TLSMode.NONE, timeouts={phase: 0.3, "QUIT": 0.3}
-        ) as client:
+        with adapter.connect(*server.address, tls=TLSMode.NONE, timeout=timeout) as client:
             started = time.monotonic()
             with pytest.raises(SMTPTimeoutError) as caught:
                 client.send_message(

@@ -27,8 +27,10 @@ import trio
 from smtpproto import (
     ConnectError,
     ConnectionLostError,
+    SessionOptions,
     SMTPError,
     SMTPTimeoutError,
+    Timeouts,
     TLSError,
     TLSMode,
 )
@@ -396,7 +398,10 @@ async def python_310_paths(
         await client.send_message(MESSAGE, "a@example.org", ["b@example.org"])
     assert server.wait_for_messages(1)[0].tls
     async with asyncio_adapter.SMTPClient.connect(
-        *stalling.address, tls=TLSMode.NONE, local_hostname="me.test", timeouts={"DATA": 0.2}
+        *stalling.address,
+        tls=TLSMode.NONE,
+        local_hostname="me.test",
+        timeout=Timeouts(data_initiation=0.2),
     ) as client:
         with pytest.raises(SMTPTimeoutError) as caught:
             await client.send_message(MESSAGE, "a@example.org", ["b@example.org"])
@@ -457,7 +462,10 @@ async def write_timeout_C17(
     """A server that stops reading mid-message: the data block's timeout ends the send (C17)."""
     server = raw_servers(silent_after="DATA", then="stall")
     client = await kit.module.SMTPClient.connect(
-        *server.address, tls=TLSMode.NONE, local_hostname="me.test", timeouts={"DATA-BLOCK": 0.3}
+        *server.address,
+        tls=TLSMode.NONE,
+        local_hostname="me.test",
+        timeout=Timeouts(data_block=0.3),
     )
     with pytest.raises(SMTPTimeoutError) as caught:
         await client.send_message(endless_body(), "a@example.org", ["b@example.org"])
@@ -471,7 +479,7 @@ async def handshake_timeout_C17(
     server = raw_servers(silent_after="STARTTLS")
     with pytest.raises(SMTPTimeoutError) as caught:
         await kit.module.SMTPClient.connect(
-            *server.address, local_hostname="me.test", timeouts={"STARTTLS": 0.3}
+            *server.address, local_hostname="me.test", timeout=Timeouts(command=0.3)
         )
     assert caught.value.phase == "TLS handshake"
 
@@ -500,7 +508,7 @@ async def connect_timeout(
     else:
         monkeypatch.setattr(trio, "open_tcp_stream", never)
     with pytest.raises(ConnectError) as caught:
-        await kit.module.SMTPClient.connect("192.0.2.1", 25, connect_timeout=0.2)
+        await kit.module.SMTPClient.connect("192.0.2.1", 25, timeout=Timeouts(connect=0.2))
     assert caught.value.timed_out
 
 
@@ -549,7 +557,7 @@ async def driver_refusals(
 ) -> None:
     """The driver's side of the contract with the operations: I/O without a connection is a
     lost connection, never a silent no-op."""
-    driver = kit.module.SMTPClient(local_hostname="me.test")._driver
+    driver = kit.module.SMTPClient(SessionOptions(local_hostname="me.test"))._driver
     with pytest.raises(ConnectionLostError) as caught:
         await driver.perform(Send(b"NOOP\r\n", 1.0, "NOOP"))
     assert caught.value.phase == "NOOP"

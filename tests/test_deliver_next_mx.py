@@ -7,11 +7,14 @@ the recipient.  Every case checks the report and which server actually got the m
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from tests.deliver_harness import (
+    TEST_TIMEOUTS,
     Deliverer,
     MXServers,
     SilentListener,
@@ -64,7 +67,7 @@ def test_x10_silent_first_mx_times_out_and_the_next_delivers(
     """mx1 accepts the connection and never greets: after the greeting timeout, mx2."""
     listener = silent("mx1.ordered.test")
     mx2 = mx("mx2.ordered.test")
-    sent = deliver(["user@ordered.test"], timeouts={"GREETING": 1})
+    sent = deliver(["user@ordered.test"], timeout=dataclasses.replace(TEST_TIMEOUTS, greeting=1))
     outcome = sent["user@ordered.test"]
     assert (outcome.status, outcome.host) == ("delivered", "mx2.ordered.test")
     first = outcome.attempts[0]
@@ -149,7 +152,7 @@ def test_x5_session_limit_counts_sessions_that_got_a_greeting(
     alone; the outcome is the last server's temporary reply."""
     busy = {BUSY: "450 4.2.1 mailbox busy"}
     servers = [mx(f"mx{n}.ordered.test", recipient_replies=busy) for n in (1, 2, 3)]
-    options = {} if limit is None else {"session_limit": limit}
+    options: dict[str, Any] = {} if limit is None else {"session_limit": limit}
     sent = deliver([BUSY], **options)
     outcome = sent[BUSY]
     assert outcome.status == "temporary"

@@ -3,12 +3,14 @@ concurrently, and the "port 25 blocked" diagnosis (issue 5, item 4), for each ad
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 
 import pytest
 
 from tests.deliver_harness import (
+    TEST_TIMEOUTS,
     Deliverer,
     MXServers,
     SilentListener,
@@ -85,7 +87,9 @@ def test_domains_are_delivered_concurrently_up_to_the_limit(
     ordered_slow, equal_slow = silent("mx1.ordered.test"), silent("a.equal.test")
     mx2, c = mx("mx2.ordered.test"), mx("c.equal.test")
     sent = deliver(
-        ["x@ordered.test", "y@equal.test"], parallel=parallel, timeouts={"GREETING": timeout}
+        ["x@ordered.test", "y@equal.test"],
+        parallel=parallel,
+        timeout=dataclasses.replace(TEST_TIMEOUTS, greeting=timeout),
     )
     assert sent.report.all_delivered
     assert received_by(mx2, sent.marker) == [("x@ordered.test",)]

@@ -28,6 +28,8 @@ from smtpproto import (
     DeliveryOptions,
     DeliveryReport,
     Relay,
+    SendOptions,
+    SessionOptions,
     SMTPTimeoutError,
     TLSError,
     TLSMode,
@@ -286,7 +288,7 @@ def two_mx(first: Behaviour, second: Behaviour, domain: str = "example.com") -> 
 
 def options(**kwargs: Any) -> DeliveryOptions:
     kwargs.setdefault("rng", random.Random(0))
-    kwargs.setdefault("local_hostname", "client.origin.example")
+    kwargs.setdefault("session", SessionOptions(local_hostname="client.origin.example"))
     return DeliveryOptions(**kwargs)
 
 
@@ -300,7 +302,7 @@ def deliver(
     sender: str = SENDER,
 ) -> DeliveryReport:
     job = DeliveryJob(body, sender, recipients, relay=relay, options=opts or options())
-    report = drive(job.run(concurrency=4), network)
+    report = drive(job.run(), network)
     assert network.current is None, "a connection was left open"
     return report
 
@@ -806,7 +808,8 @@ def test_C8_non_ascii_address_goes_to_the_mx_with_smtputf8() -> None:
 
 def test_send_options_reach_the_transaction() -> None:
     network = two_mx(Behaviour(keywords=("DSN",)), Behaviour())
-    deliver(network, ["u@example.com"], opts=options(send_options={"envid": "abc", "ret": "HDRS"}))
+    send = SendOptions(envid="abc", ret="HDRS")
+    deliver(network, ["u@example.com"], opts=options(send=send))
     mail = next(c for c in network.connections[0].commands if c.startswith("MAIL"))
     assert "ENVID=abc" in mail and "RET=HDRS" in mail
 
@@ -815,14 +818,12 @@ def test_send_options_reach_the_transaction() -> None:
     ("send_options", "error"),
     [({"ret": "BOGUS"}, ValueError), ({"notfy": ["FAILURE"]}, TypeError)],
 )
-def test_bad_send_options_are_refused_when_the_job_is_made(
+def test_bad_send_options_are_refused_when_made(
     send_options: dict[str, Any], error: type[Exception]
 ) -> None:
     # Not per domain, after DNS and a connection: before anything happens at all.
     with pytest.raises(error):
-        DeliveryJob(
-            BODY, SENDER, ["u@example.com"], relay=None, options=options(send_options=send_options)
-        )
+        SendOptions(**send_options)
 
 
 # -- relay -------------------------------------------------------------------------------------
@@ -1053,5 +1054,5 @@ def test_delivery_options_defaults_follow_postfix() -> None:
     opts = DeliveryOptions()
     assert (opts.port, opts.address_limit, opts.session_limit) == (25, 5, 2)
     assert opts.tls_policy.mode_for("example.com") == (TLSMode.OPPORTUNISTIC, False)
-    session = opts.session()
-    assert session.connect_timeout == 30.0
+    assert opts.new_session().options.timeouts.connect == 30.0
+    assert opts.concurrency == 8

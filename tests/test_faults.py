@@ -21,6 +21,7 @@ Checked for each case (checklist C12, C15, C16, C17):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -32,17 +33,19 @@ import trio
 
 from smtpproto import (
     ConnectionLostError,
+    DeliveryOptions,
     DeliveryReport,
     GreetingRefused,
     Relay,
     SendResult,
     ServiceClosing,
+    SessionOptions,
     SMTPError,
     SMTPTimeoutError,
+    Timeouts,
     TLSError,
     TLSMode,
 )
-from smtpproto._state import TIMEOUTS
 from tests.scripted_server import ConnectionRecord, Fault, ScriptedServer
 
 if TYPE_CHECKING:  # imported for real by pytest_plugins, which rewrites its asserts
@@ -51,8 +54,8 @@ if TYPE_CHECKING:  # imported for real by pytest_plugins, which rewrites its ass
 
 #: Every phase's timeout: long enough for loopback, short enough for 114 cases.
 PHASE_TIMEOUT = 0.3
-PHASE_TIMEOUTS = dict.fromkeys(TIMEOUTS, PHASE_TIMEOUT)
 CONNECT_TIMEOUT = 2.0
+PHASE_TIMEOUTS = dataclasses.replace(Timeouts.uniform(PHASE_TIMEOUT), connect=CONNECT_TIMEOUT)
 #: The longest one case may take: one stalled phase, then at most a stalled QUIT.
 CASE_BOUND = 3.0
 SENDER = "sender@client.test"
@@ -134,8 +137,7 @@ def run_client(adapter: Adapter, server: ScriptedServer, tls: TLSMaterial) -> Cl
             *server.address,
             tls=TLSMode.STARTTLS,
             ssl_context=tls.client_context(),
-            timeouts=PHASE_TIMEOUTS,
-            connect_timeout=CONNECT_TIMEOUT,
+            timeout=PHASE_TIMEOUTS,
             local_hostname="client.test",
         ) as client:
             run.opened = True
@@ -165,9 +167,9 @@ def deliver_in_background(
     options: dict[str, Any] = {
         "relay": relay,
         "ssl_context": tls.client_context(),
-        "timeouts": PHASE_TIMEOUTS,
-        "connect_timeout": CONNECT_TIMEOUT,
-        "local_hostname": "client.test",
+        "options": DeliveryOptions(
+            session=SessionOptions(local_hostname="client.test", timeout=PHASE_TIMEOUTS)
+        ),
     }
     deliver = adapter.module.deliver
     outcome: list[DeliveryReport] = []

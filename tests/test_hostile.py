@@ -14,6 +14,7 @@ For each, the client must end with the right :class:`~smtpproto.SMTPError` withi
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 import tracemalloc
@@ -29,16 +30,16 @@ from smtpproto import (
     RemoteProtocolError,
     SMTPError,
     SMTPTimeoutError,
+    Timeouts,
     TLSMode,
 )
-from smtpproto._state import TIMEOUTS
 from tests.scripted_server import Action, Peer, ScriptedServer
 
 if TYPE_CHECKING:  # imported for real by pytest_plugins, which rewrites its asserts
     from tests.adapters_harness import Adapter
 
 PHASE_TIMEOUT = 0.5
-PHASE_TIMEOUTS = dict.fromkeys(TIMEOUTS, PHASE_TIMEOUT)
+PHASE_TIMEOUTS = dataclasses.replace(Timeouts.uniform(PHASE_TIMEOUT), connect=2.0)
 #: The longest any hostile case may keep the client busy.
 TIME_BOUND = 3.0
 #: Peak memory above the baseline that a hostile case may cost the client.
@@ -218,8 +219,7 @@ def run_session(
         with adapter.connect(
             *server.address,
             tls=TLSMode.NONE,
-            timeouts=PHASE_TIMEOUTS,
-            connect_timeout=2.0,
+            timeout=PHASE_TIMEOUTS,
             local_hostname="client.test",
         ) as client:
             if mechanism is not None:

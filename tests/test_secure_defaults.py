@@ -28,10 +28,14 @@ import trio
 from smtpproto import (
     AuthenticationError,
     CleartextAuthRefused,
+    DeliveryOptions,
     DeliveryReport,
     Relay,
     RemoteProtocolError,
+    SendOptions,
     SendResult,
+    SessionOptions,
+    Timeouts,
     TLSError,
     TLSMode,
     TLSRequiredError,
@@ -54,13 +58,12 @@ SECRET_FORMS = (
     base64.b64encode(PASSWORD.encode()).decode(),
     base64.b64encode(f"\0{USERNAME}\0{PASSWORD}".encode()).decode(),
 )
-TIMEOUTS = {"GREETING": 2.0, "EHLO": 2.0, "STARTTLS": 2.0, "AUTH": 2.0, "QUIT": 2.0}
+TIMEOUTS = Timeouts.uniform(2.0)
 
 
 def connect(adapter: Adapter, server: ScriptedServer, **options: Any) -> Client:
     options.setdefault("local_hostname", "client.test")
-    options.setdefault("timeouts", TIMEOUTS)
-    options.setdefault("connect_timeout", 2.0)
+    options.setdefault("timeout", TIMEOUTS)
     return adapter.connect(*server.address, **options)
 
 
@@ -71,10 +74,17 @@ def after(record: ConnectionRecord, marker: bytes) -> bytes:
     return data[data.index(marker) + len(marker) :]
 
 
-def run_deliver(adapter: Adapter, relay: Relay, **options: Any) -> DeliveryReport:
+def run_deliver(
+    adapter: Adapter, relay: Relay, ssl_context: ssl.SSLContext | None = None
+) -> DeliveryReport:
     """This adapter's ``deliver()`` through ``relay``, run to completion in a helper thread."""
     deliver = adapter.module.deliver
-    options = {"relay": relay, "local_hostname": "client.test", "connect_timeout": 2.0, **options}
+    session = SessionOptions(local_hostname="client.test", timeout=TIMEOUTS)
+    options = {
+        "relay": relay,
+        "options": DeliveryOptions(session=session),
+        "ssl_context": ssl_context,
+    }
     result: list[DeliveryReport] = []
     errors: list[BaseException] = []
 
@@ -442,10 +452,20 @@ INJECTIONS: dict[str, Injection] = {
         lambda c, p: c.send_message(MESSAGE, SENDER, [f"r{p}@example.org"])
     ),
     "send_message-ret": Injection(
-        lambda c, p: c.send_message(MESSAGE, SENDER, [RECIPIENT], ret=f"FULL{p}")
+        lambda c, p: c.send_message(
+            MESSAGE,
+            SENDER,
+            [RECIPIENT],
+            options=SendOptions(ret=f"FULL{p}"),  # type: ignore[arg-type]
+        )
     ),
     "send_message-notify": Injection(
-        lambda c, p: c.send_message(MESSAGE, SENDER, [RECIPIENT], notify=[f"SUCCESS{p}"])
+        lambda c, p: c.send_message(
+            MESSAGE,
+            SENDER,
+            [RECIPIENT],
+            options=SendOptions(notify=(f"SUCCESS{p}",)),  # type: ignore[arg-type]
+        )
     ),
     "create_message-sender": Injection(lambda c, p: c.create_message(f"a{p}@client.test")),
     "add_recipient": Injection(lambda c, p: c.add_recipient(f"r{p}@example.org"), _staged),
@@ -464,10 +484,13 @@ INJECTIONS: dict[str, Injection] = {
     # Encoded: xtext for ESMTP parameters, base64 for SASL (PLAIN refuses only NUL, its
     # field separator).
     "send_message-envid": Injection(
-        lambda c, p: c.send_message(MESSAGE, SENDER, [RECIPIENT], envid=f"e{p}"), refused=()
+        lambda c, p: c.send_message(
+            MESSAGE, SENDER, [RECIPIENT], options=SendOptions(envid=f"e{p}")
+        ),
+        refused=(),
     ),
     "create_message-envid": Injection(
-        lambda c, p: c.create_message(SENDER, envid=f"e{p}"), refused=()
+        lambda c, p: c.create_message(SENDER, options=SendOptions(envid=f"e{p}")), refused=()
     ),
     "add_recipient-orcpt": Injection(
         lambda c, p: c.add_recipient(RECIPIENT, orcpt=f"o{p}@example.org"), _staged, refused=()

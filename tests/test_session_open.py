@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from smtpproto import (
@@ -12,8 +14,10 @@ from smtpproto import (
     Noop,
     RemoteProtocolError,
     Session,
+    SessionOptions,
     SMTPTimeoutError,
     StartTLS,
+    Timeouts,
     TLSError,
     TLSMode,
     TLSRequiredError,
@@ -41,8 +45,8 @@ QUIT = b"QUIT\r\n"
 BYE = b"221 2.0.0 bye\r\n"
 
 
-def new_session(**kwargs: object) -> Session:
-    return Session(local_hostname="client.example.org", **kwargs)  # type: ignore[arg-type]
+def new_session(**kwargs: Any) -> Session:
+    return Session(SessionOptions(local_hostname="client.example.org", **kwargs))
 
 
 # -- greeting and EHLO ----------------------------------------------------------------------
@@ -79,8 +83,8 @@ def test_C17_receive_requests_carry_the_phase_and_its_timeout() -> None:
     assert not session.tls_active
 
 
-def test_C17_timeouts_and_connect_timeout_are_configurable() -> None:
-    session = new_session(timeouts={"GREETING": 5.0, "EHLO": 7.0}, connect_timeout=3.0)
+def test_C17_timeouts_are_configurable_phase_by_phase() -> None:
+    session = new_session(timeout=Timeouts(greeting=5.0, command=7.0, connect=3.0))
     script = [
         Expect.connect(HOST, 25, timeout=3.0),
         Reply(GREETING, phase="GREETING", timeout=5.0),
@@ -507,13 +511,27 @@ def test_C14_quit_before_open_does_nothing() -> None:
     run(new_session().quit(), [])
 
 
-def test_quit_after_a_cancelled_operation_just_drops_the_connection() -> None:
-    """An adapter may abandon an operation mid-way (asyncio/trio cancellation): a command is
-    still unanswered, so QUIT cannot be sent in order; the connection is closed instead."""
+def test_a_cancelled_operation_leaves_the_session_closed() -> None:
+    """A driver may abandon an operation mid-way (asyncio/trio cancellation): ``drive`` closes
+    it, and the session counts its connection as lost (the driver drops it); quit() then asks
+    for nothing, and later operations fail at once."""
     session = open_session()
     op = session.noop()
     assert op.send(None) == Send(b"NOOP\r\n", 180.0, "NOOP")
     op.close()  # cancelled while the NOOP is unanswered
+    assert session.closed
+    run(session.quit(), [])
+    with pytest.raises(ConnectionLostError):
+        run(session.noop(), [])
+
+
+def test_quit_while_a_command_is_unanswered_just_drops_the_connection() -> None:
+    """A command still unanswered (a raw ``command`` cut short): QUIT cannot be sent in order,
+    so the connection is closed instead."""
+    session = open_session()
+    op = session.command(Noop())
+    assert op.send(None) == Send(b"NOOP\r\n", 180.0, "NOOP")
+    op.close()  # not guarded: the session still believes in its connection
     run(session.quit(), [Expect.close()])
     assert session.closed
 

@@ -17,6 +17,7 @@ from smtpproto import (
     MessageTooLarge,
     RecipientsRefused,
     SenderRefused,
+    SendOptions,
     SendResult,
     SMTPError,
     SMTPTimeoutError,
@@ -243,7 +244,7 @@ def test_SMTPUTF8_non_ASCII_address_with_it() -> None:
 
 
 def test_G7_DSN_parameters_sent_only_when_DSN_is_advertised() -> None:
-    options = {"ret": "HDRS", "envid": "QQ314159", "notify": ["SUCCESS", "FAILURE"]}
+    options = SendOptions(ret="HDRS", envid="QQ314159", notify=("SUCCESS", "FAILURE"))
     session = open_session("PIPELINING", "DSN")
     script = [
         Expect.send(
@@ -253,11 +254,11 @@ def test_G7_DSN_parameters_sent_only_when_DSN_is_advertised() -> None:
         Expect.send(BODY + DOT),
         Reply(QUEUED),
     ]
-    run(session.send_message(BODY, SENDER, [BOB], **options), script)  # type: ignore[arg-type]
+    run(session.send_message(BODY, SENDER, [BOB], options=options), script)
 
     session = open_session("PIPELINING")
     script[0] = Expect.send(mail() + rcpt(BOB) + b"DATA\r\n")
-    run(session.send_message(BODY, SENDER, [BOB], **options), script)  # type: ignore[arg-type]
+    run(session.send_message(BODY, SENDER, [BOB], options=options), script)
 
 
 def test_G7_MT_PRIORITY_sent_only_when_advertised() -> None:
@@ -268,10 +269,10 @@ def test_G7_MT_PRIORITY_sent_only_when_advertised() -> None:
         Expect.send(BODY + DOT),
         Reply(QUEUED),
     ]
-    run(session.send_message(BODY, SENDER, [BOB], mt_priority=3), script)
+    run(session.send_message(BODY, SENDER, [BOB], options=SendOptions(mt_priority=3)), script)
     session = open_session("PIPELINING")
     script[0] = Expect.send(mail() + rcpt(BOB) + b"DATA\r\n")
-    run(session.send_message(BODY, SENDER, [BOB], mt_priority=3), script)
+    run(session.send_message(BODY, SENDER, [BOB], options=SendOptions(mt_priority=3)), script)
 
 
 def test_REQUIRETLS_sent_when_advertised() -> None:
@@ -280,13 +281,16 @@ def test_REQUIRETLS_sent_when_advertised() -> None:
         Expect.send(mail("REQUIRETLS") + rcpt(BOB) + b"BDAT 22 LAST\r\n" + BODY),
         Reply(ok(3)),
     ]
-    run(session.send_message(BODY, SENDER, [BOB], requiretls=True), script)
+    run(session.send_message(BODY, SENDER, [BOB], options=SendOptions(requiretls=True)), script)
 
 
 def test_REQUIRETLS_not_advertised_sends_nothing_and_closes() -> None:
     session = open_session("PIPELINING")
     with pytest.raises(TLSRequiredError, match="REQUIRETLS"):
-        run(session.send_message(BODY, SENDER, [BOB], requiretls=True), [Expect.close()])
+        run(
+            session.send_message(BODY, SENDER, [BOB], options=SendOptions(requiretls=True)),
+            [Expect.close()],
+        )
 
 
 # -- per-recipient results and refusals -----------------------------------------------------

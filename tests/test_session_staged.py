@@ -16,6 +16,7 @@ from smtpproto import (
     MessageTooLarge,
     RecipientsRefused,
     SenderRefused,
+    SendOptions,
     SMTPTimeoutError,
     TLSMode,
     TLSRequiredError,
@@ -37,7 +38,7 @@ def test_staged_message_from_several_pieces(tmp_path: Path) -> None:
     session = open_session("PIPELINING", "SIZE 1000", "8BITMIME", "DSN")
 
     mail = run(
-        session.create_message(SENDER, size=100, ret="FULL", envid="id1"),
+        session.create_message(SENDER, size=100, options=SendOptions(ret="FULL", envid="id1")),
         [
             Expect.send(
                 b"MAIL FROM:<alice@example.org> SIZE=100 BODY=8BITMIME RET=FULL ENVID=id1\r\n"
@@ -86,7 +87,7 @@ def test_staged_message_from_several_pieces(tmp_path: Path) -> None:
 def test_staged_parameters_left_out_when_not_advertised() -> None:
     session = open_session()
     run(
-        session.create_message(SENDER, size=100, ret="HDRS", envid="x"),
+        session.create_message(SENDER, size=100, options=SendOptions(ret="HDRS", envid="x")),
         [Expect.send(b"MAIL FROM:<alice@example.org>\r\n"), Reply(OK)],
     )
     run(
@@ -124,7 +125,11 @@ def test_staged_SIZE_too_large_sends_nothing() -> None:
         ((), {"sender": "jöran@example.org"}, MessageEncodingError),
         ((), {"sender": SENDER, "body": "8BITMIME"}, MessageEncodingError),
         (("8BITMIME",), {"sender": SENDER, "body": "BINARYMIME"}, MessageEncodingError),
-        (("REQUIRETLS",), {"sender": SENDER, "requiretls": True}, TLSRequiredError),
+        (
+            ("REQUIRETLS",),
+            {"sender": SENDER, "options": SendOptions(requiretls=True)},
+            TLSRequiredError,
+        ),
     ],
 )
 def test_C8_G7_staged_MAIL_the_server_cannot_take_sends_nothing_and_keeps_the_session(
@@ -141,7 +146,7 @@ def test_C8_G7_staged_MAIL_the_server_cannot_take_sends_nothing_and_keeps_the_se
 def test_staged_MT_PRIORITY_sent_when_advertised() -> None:
     session = open_session("MT-PRIORITY")
     run(
-        session.create_message(SENDER, mt_priority=3),
+        session.create_message(SENDER, options=SendOptions(mt_priority=3)),
         [Expect.send(b"MAIL FROM:<alice@example.org> MT-PRIORITY=3\r\n"), Reply(OK)],
     )
 

@@ -65,7 +65,7 @@ def errors() -> None:
                 "127.0.0.1",
                 silent.getsockname()[1],
                 tls=TLSMode.NONE,
-                timeouts={"GREETING": 0.2},  # per phase; see smtpproto._state.TIMEOUTS
+                timeout=smtpproto.Timeouts(greeting=0.2),  # phase by phase, or one number
                 local_hostname="me.test",
             )
         except smtpproto.SMTPTimeoutError as exc:

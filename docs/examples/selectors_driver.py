@@ -204,7 +204,7 @@ def send_all(
     tasks: list[Task] = []
     for rcpt in recipients:
         driver = SelectorDriver(context)
-        session = smtpproto.Session(local_hostname="client.example.org")
+        session = smtpproto.Session(smtpproto.SessionOptions(local_hostname="client.example.org"))
         operation = conversation(session, host, port, server_hostname, (sender, rcpt))
         tasks.append(drive_async(operation, driver.perform))
     return Loop().run(tasks)
