@@ -245,11 +245,11 @@ def _reply_text(outcome: RecipientOutcome) -> str:
 
 
 def _server(outcome: RecipientOutcome) -> str:
-    if outcome.host is None:
+    if outcome.server_host is None:
         return "-"
-    where = outcome.host
-    if outcome.address not in (None, outcome.host):
-        where += f" [{outcome.address}]"
+    where = outcome.server_host
+    if outcome.server_address not in (None, outcome.server_host):
+        where += f" [{outcome.server_address}]"
     tls = "verified" if outcome.tls_verified else "unverified"
     return f"{where}, TLS {tls}" if outcome.tls else f"{where}, cleartext"
 

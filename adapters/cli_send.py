@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from smtpproto import (
+    DataRefused,
     DeliveryOptions,
     DeliveryReport,
     RecipientOutcome,
@@ -322,9 +323,10 @@ def result_report(
         status: Status = (
             "delivered" if rcpt.delivered else "temporary" if rcpt.temporary else "permanent"
         )
+        reply = rcpt.rcpt_reply if rcpt.data_reply is None else rcpt.data_reply
         outcomes.append(
             RecipientOutcome(
-                rcpt.recipient, status, rcpt.reply, rcpt.reply.text, host, None, tls, tls_verified
+                rcpt.recipient, status, reply, reply.text, host, None, tls, tls_verified
             )
         )
     return DeliveryReport(tuple(outcomes), relay=True)
@@ -337,13 +339,12 @@ def _relay_report(host: str, recipients: list[str], session: _Session) -> Delive
         )
     error = session.error
     assert error is not None
+    if isinstance(error, (RecipientsRefused, DataRefused)):  # a result all the same
+        return result_report(host, error.result, tls=session.tls, tls_verified=session.tls_verified)
     outcomes = []
     for rcpt in recipients:
         reply = error.reply if isinstance(error, ReplyError) else None
         temporary = error.temporary
-        if isinstance(error, RecipientsRefused) and rcpt in error.results:
-            reply = error.results[rcpt]
-            temporary = reply.is_transient
         status: Status = "temporary" if temporary else "permanent"
         detail = reply.text if reply else str(error)
         outcomes.append(

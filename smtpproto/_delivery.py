@@ -202,14 +202,16 @@ class _Ledger:
             self._last[rcpt] = (reply, reply.text, True)
 
     def settle_result(self, result: SendResult, where: AttemptRecord) -> None:
-        for outcome in result:
-            self.settle(outcome.recipient, outcome.reply, outcome.delivered, where)
+        for r in result:
+            # What decided: the answer to the data when it got that far, else to its RCPT.
+            reply = r.rcpt_reply if r.data_reply is None else r.data_reply
+            self.settle(r.recipient, reply, r.delivered, where)
 
     def settle_error(self, exc: SMTPError, where: AttemptRecord) -> bool:
         """Record a failed transaction.  True when no other host should be tried (X10)."""
         if isinstance(exc, RecipientsRefused):
-            for rcpt, refusal in exc.results.items():
-                self.settle(rcpt, refusal, False, where)
+            for r in exc.result:
+                self.settle(r.recipient, r.rcpt_reply, False, where)
             return not self.pending
         if isinstance(exc, MessageTooLarge):
             exc_reply = Reply.synthesized(552, f"5.3.4 {exc}")

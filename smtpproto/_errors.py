@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._events import Reply
+    from ._results import SendResult
 
 __all__ = [
     "AuthNotSupported",
@@ -95,7 +96,15 @@ class SenderRefused(ReplyError):
 
 
 class DataRefused(ReplyError):
-    """DATA, a BDAT chunk or the end of data was refused: the message was not accepted."""
+    """DATA, a BDAT chunk or the end of data was refused: the message was not accepted.
+
+    ``result`` is the transaction's :class:`~smtpproto.SendResult`, as a success would have
+    given it: each recipient's RCPT reply and, for those accepted, the refusal.
+    """
+
+    def __init__(self, message: str, reply: Reply, result: SendResult) -> None:
+        super().__init__(message, reply)
+        self.result = result
 
 
 class AuthNotSupported(SMTPError):
@@ -103,13 +112,19 @@ class AuthNotSupported(SMTPError):
 
 
 class RecipientsRefused(SMTPError):
-    """No recipient was accepted, so no message was sent.  ``results`` says why for each."""
+    """No recipient was accepted, so no message was sent.
 
-    def __init__(self, results: dict[str, Reply]) -> None:
-        summary = "; ".join(f"{rcpt}: {reply.code} {reply.text}" for rcpt, reply in results.items())
+    ``result`` is the transaction's :class:`~smtpproto.SendResult`, as a success would have
+    given it: each recipient with the reply that refused its RCPT.
+    """
+
+    def __init__(self, result: SendResult) -> None:
+        summary = "; ".join(
+            f"{r.recipient}: {r.rcpt_reply.code} {r.rcpt_reply.text}" for r in result
+        )
         super().__init__(f"every recipient was refused ({summary})")
-        self.results = results
-        self.temporary = any(reply.is_transient for reply in results.values())
+        self.result = result
+        self.temporary = any(r.temporary for r in result)
 
 
 class MessageTooLarge(SMTPError):

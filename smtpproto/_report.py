@@ -55,16 +55,16 @@ class RecipientOutcome:
     """The fate of one recipient.
 
     ``delivered`` means a server answered 2xx to the end of the data for it; ``temporary`` that
-    trying later may work; ``permanent`` that it will not.  ``reply`` is the deciding reply (if a
-    server gave one), ``host``/``address`` the server that gave it.
+    trying later may work; ``permanent`` that it will not.  ``reply`` is the reply that decided
+    (if a server gave one), ``server_host``/``server_address`` the server that gave it.
     """
 
     recipient: str
     status: Status
     reply: Reply | None
     detail: str
-    host: str | None = None
-    address: str | None = None
+    server_host: str | None = None
+    server_address: str | None = None
     tls: bool = False
     tls_verified: bool = False
     attempts: tuple[AttemptRecord, ...] = ()
@@ -84,8 +84,8 @@ class RecipientOutcome:
                 "text": reply.text,
             },
             "detail": self.detail,
-            "host": self.host,
-            "address": self.address,
+            "server_host": self.server_host,
+            "server_address": self.server_address,
             "tls": self.tls,
             "tls_verified": self.tls_verified,
             "attempts": [a.to_dict() for a in self.attempts],
@@ -137,7 +137,7 @@ class DeliveryReport:
     def __str__(self) -> str:
         lines = [self.summary]
         for o in self.outcomes:
-            where = f" via {o.host} [{o.address}]" if o.host else ""
+            where = f" via {o.server_host} [{o.server_address}]" if o.server_host else ""
             tls = (" TLS" + ("" if o.tls_verified else " (unverified)")) if o.tls else ""
             code = f"{o.reply.code} " if o.reply is not None else ""
             lines.append(f"  {o.recipient}: {o.status}{where}{tls}: {code}{o.detail}")

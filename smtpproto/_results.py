@@ -14,36 +14,58 @@ __all__ = ["RecipientResult", "SendResult"]
 @fast_init
 @dataclass(frozen=True, slots=True)
 class RecipientResult:
-    """One recipient's fate.
+    """One recipient's fate, with the server's two words on it kept apart.
 
-    ``accepted``: the server accepted the RCPT.  ``delivered``: it also answered 2xx to the end
-    of the data for this recipient — the only case in which the server took responsibility
-    (RFC 5321 §6.1).  ``reply`` is the reply that decided: the RCPT refusal, or the answer to the
-    end of data (in LMTP, this recipient's own answer).
+    ``rcpt_reply`` answered ``RCPT TO``; ``data_reply`` is what the server said of the message
+    for this recipient: the answer to the end of the data (in LMTP, this recipient's own), or
+    the refusal of DATA itself; ``None`` when the recipient was refused, or the transaction
+    never reached the data.
     """
 
     recipient: str
-    reply: Reply
-    accepted: bool
-    delivered: bool = False
+    rcpt_reply: Reply
+    data_reply: Reply | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """The server accepted the RCPT."""
+        return self.rcpt_reply.is_positive
+
+    @property
+    def delivered(self) -> bool:
+        """The server answered 2xx to the end of the data for this recipient: the only case in
+        which it took responsibility for the message (RFC 5321 §6.1)."""
+        return self.data_reply is not None and self.data_reply.is_positive
 
     @property
     def temporary(self) -> bool:
-        """Not delivered, and a later try may succeed (a 4xx)."""
-        return not self.delivered and self.reply.is_transient
+        """Not delivered, and a later try may succeed: the reply that refused it was a 4xx."""
+        return not self.delivered and self._refusal.is_transient
 
     @property
     def permanent(self) -> bool:
-        """Not delivered, and retrying will not help (a 5xx)."""
-        return not self.delivered and self.reply.is_permanent
+        """Not delivered, and retrying will not help: the reply that refused it was a 5xx."""
+        return not self.delivered and self._refusal.is_permanent
+
+    @property
+    def _refusal(self) -> Reply:
+        return self.rcpt_reply if self.data_reply is None else self.data_reply
 
 
 @fast_init
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """The outcome of one message: a result per recipient, in the order given."""
+    """The outcome of one message: a result per recipient, in the order given, and the replies
+    of the transaction as a whole.
+
+    ``mail_reply`` answered ``MAIL FROM``; ``data_reply`` the end of the data (in LMTP, the first
+    recipient's answer; each recipient has its own), or refused DATA itself; ``None`` when the
+    transaction never reached the data (every recipient refused).
+    """
 
     recipients: tuple[RecipientResult, ...]
+    mail_reply: Reply | None = None
+    data_reply: Reply | None = None
 
     def __getitem__(self, recipient: str) -> RecipientResult:
         for result in self.recipients:

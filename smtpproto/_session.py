@@ -113,23 +113,22 @@ class Session(Channel):
     def _send_message(
         self, message: OutgoingMessage, options: SendOptions
     ) -> Operation[SendResult]:
-        results: dict[str, RecipientResult] = {}
+        first = yield from self._transaction(message, list(message.recipients), options)
+        results = {r.recipient: r for r in first}
         remaining = list(message.recipients)
         while True:
-            if results:
-                batch = yield from self._follow_up(message, remaining, options)
-            else:
-                batch = yield from self._transaction(message, remaining, options)
-            results.update(batch)
             # 452 "too many recipients" (C10): the rest go in a further transaction.
             deferred = [r for r in remaining if _too_many(results[r])]
             if not deferred or len(deferred) == len(remaining) or message.single_use:
-                return SendResult(tuple(results[r] for r in message.recipients))
+                by_order = tuple(results[r] for r in message.recipients)
+                return SendResult(by_order, first.mail_reply, first.data_reply)
             remaining = deferred
+            batch = yield from self._follow_up(message, remaining, options)
+            results.update((r.recipient, r) for r in batch)
 
     def _follow_up(
         self, message: OutgoingMessage, recipients: list[str], options: SendOptions
-    ) -> Operation[dict[str, RecipientResult]]:
+    ) -> Operation[SendResult]:
         """A further transaction after a 452.  Its failures become results, never an exception:
         recipients of the first transaction are already delivered and must stay reported so
         (C10, C12)."""
@@ -138,12 +137,13 @@ class Session(Channel):
         except SMTPError as exc:
             if isinstance(exc, FATAL_ERRORS):
                 yield from self._close()
-            if isinstance(exc, RecipientsRefused):
-                return {r: RecipientResult(r, reply, False) for r, reply in exc.results.items()}
-            # Without a reply (a lost connection), it counts as a 451 (C16).
+            if isinstance(exc, (RecipientsRefused, DataRefused)):
+                return exc.result
+            # The transaction ended before its RCPTs were answered: that reply stands for them;
+            # without one (a lost connection), it counts as a 451 (C16).
             reply = exc.reply if isinstance(exc, ReplyError) else None
             reply = reply or Reply.synthesized(451, f"4.4.2 {exc}")
-            return {r: RecipientResult(r, reply, False) for r in recipients}
+            return SendResult(tuple(RecipientResult(r, reply) for r in recipients))
 
     def _mail_command(
         self, message: OutgoingMessage, size: int | None, options: SendOptions
@@ -192,7 +192,7 @@ class Session(Channel):
 
     def _transaction(
         self, message: OutgoingMessage, recipients: list[str], options: SendOptions
-    ) -> Operation[dict[str, RecipientResult]]:
+    ) -> Operation[SendResult]:
         reader = yield from message.body.open()
         return (yield from _reading(reader, self._transact(message, reader, recipients, options)))
 
@@ -202,7 +202,7 @@ class Session(Channel):
         reader: BodyReader,
         recipients: list[str],
         options: SendOptions,
-    ) -> Operation[dict[str, RecipientResult]]:
+    ) -> Operation[SendResult]:
         ext = self.conn.extensions
         mail = self._mail_command(message, reader.size, options)
         notify = options.notify if ext.dsn else None
@@ -222,15 +222,22 @@ class Session(Channel):
             yield from self._abandon(tail_reply)
             if not mail_reply.is_positive:
                 raise SenderRefused("the server refused the sender", mail_reply)
-            raise RecipientsRefused(dict(zip(recipients, rcpt_replies, strict=True)))
+            raise RecipientsRefused(_result(recipients, rcpt_replies, {}, mail_reply))
         if one_flight is not None:
             assert tail_reply is not None  # the one-flight BDAT exists only with PIPELINING
             finals = [tail_reply] + (yield from self._lmtp_more(len(accepted)))
             if self.conn.state is State.BDAT_FAILED:
                 yield from self.command(Rset())  # after a refused chunk (RFC 3030 §2)
         else:
-            finals = yield from self._send_body(reader, tail_reply, len(accepted))
-        return self._final_results(recipients, rcpt_replies, accepted, finals)
+            refusal = yield from self._start_data(tail_reply)
+            if refusal is not None:
+                refused = _result(
+                    recipients, rcpt_replies, dict.fromkeys(accepted, refusal), mail_reply, refusal
+                )
+                raise DataRefused("the server refused DATA", refusal, refused)
+            yield from self._stream(reader, end=True)
+            finals = yield from self._final_replies(len(accepted))
+        return self._final_results(recipients, rcpt_replies, accepted, finals, mail_reply)
 
     def _exchange(self, commands: list[Command]) -> Operation[list[Reply]]:
         """Send ``commands`` and read their replies, pipelined in bounded groups when allowed."""
@@ -273,22 +280,19 @@ class Session(Channel):
         normalizer = CRLFNormalizer()  # BDAT text is CRLF text too (S2)
         return normalizer.feed(data) + normalizer.flush()
 
-    def _send_body(
-        self, reader: BodyReader, data_reply: Reply | None, accepted: int
-    ) -> Operation[list[Reply]]:
-        yield from self._start_data(data_reply)
-        yield from self._stream(reader, end=True)
-        first = yield from self._read_reply()
-        return [first] + (yield from self._lmtp_more(accepted))
-
-    def _start_data(self, data_reply: Reply | None) -> Operation[None]:
-        """DATA, unless its reply came with the pipelined group; anything but 354 is
-        :class:`DataRefused`, after an RSET that leaves the session usable."""
+    def _start_data(self, data_reply: Reply | None) -> Operation[Reply | None]:
+        """DATA, unless its reply came with the pipelined group.  Returns ``None`` on 354, else
+        the refusal, after an RSET that leaves the session usable."""
         if data_reply is None:
             data_reply = yield from self.command(_DATA)
-        if not data_reply.is_intermediate:
-            yield from self.command(Rset())
-            raise DataRefused("the server refused DATA", data_reply)
+        if data_reply.is_intermediate:
+            return None
+        yield from self.command(Rset())
+        return data_reply
+
+    def _final_replies(self, accepted: int) -> Operation[list[Reply]]:
+        """The answer to the end of the data: one, or in LMTP one per accepted recipient."""
+        return [(yield from self._read_reply())] + (yield from self._lmtp_more(accepted))
 
     def _stream(self, reader: BodyReader, *, end: bool) -> Operation[None]:
         """Send content; with ``end``, the end of data too."""
@@ -327,23 +331,18 @@ class Session(Channel):
         rcpt_replies: list[Reply],
         accepted: list[str],
         finals: list[Reply],
-    ) -> dict[str, RecipientResult]:
-        """Each recipient's result: its RCPT refusal, or the answer to the end of the data
-        (LMTP: one answer per accepted recipient, in order)."""
+        mail_reply: Reply | None,
+    ) -> SendResult:
+        """Each recipient's result once the data was answered (LMTP: one answer per accepted
+        recipient, in order); :class:`DataRefused` when no answer took the message."""
         if self.conn.lmtp:
             final_of = dict(zip(accepted, finals, strict=True))
         else:
             final_of = dict.fromkeys(accepted, finals[0])
-        results: dict[str, RecipientResult] = {}
-        for rcpt, reply in zip(recipients, rcpt_replies, strict=True):
-            final = final_of.get(rcpt) if reply.is_positive else None
-            if final is not None:
-                results[rcpt] = RecipientResult(rcpt, final, True, final.is_positive)
-            elif rcpt not in results:  # a repeated address refused once was still accepted
-                results[rcpt] = RecipientResult(rcpt, reply, False)
+        result = _result(recipients, rcpt_replies, final_of, mail_reply, finals[0])
         if not any(final.is_positive for final in finals):
-            raise DataRefused("the server refused the message", finals[0])
-        return results
+            raise DataRefused("the server refused the message", finals[0], result)
+        return result
 
     # -- the staged transaction --------------------------------------------------------------
 
@@ -378,7 +377,7 @@ class Session(Channel):
         if not reply.is_positive:
             yield from self.command(Rset())
             raise SenderRefused("the server refused the sender", reply)
-        self._staged = _Staged(mail.body == "BINARYMIME")
+        self._staged = _Staged(mail.body == "BINARYMIME", reply)
         return reply
 
     def add_recipient(
@@ -400,7 +399,7 @@ class Session(Channel):
 
     def _add_recipient(self, staged: _Staged, event: RcptTo) -> Operation[RecipientResult]:
         reply = yield from self.command(event)
-        result = RecipientResult(event.recipient, reply, reply.is_positive)
+        result = RecipientResult(event.recipient, reply)
         staged.results.append(result)
         return result
 
@@ -431,11 +430,16 @@ class Session(Channel):
         if not accepted:
             self._staged = None
             yield from self.command(Rset())
-            raise RecipientsRefused({r.recipient: r.reply for r in staged.results})
+            raise RecipientsRefused(SendResult(tuple(staged.results), staged.mail_reply))
         if staged.binary:
             raise MessageEncodingError("BODY=BINARYMIME content needs send_message (BDAT)")
         self._staged = None  # until the 354: a refused DATA ends the message
-        yield from self._start_data(None)
+        refusal = yield from self._start_data(None)
+        if refusal is not None:
+            recipients, replies = staged.envelope()
+            data_replies = dict.fromkeys((r.recipient for r in accepted), refusal)
+            result = _result(recipients, replies, data_replies, staged.mail_reply, refusal)
+            raise DataRefused("the server refused DATA", refusal, result)
         self._staged, staged.data_started = staged, True
 
     def close_message(self) -> Operation[SendResult]:
@@ -450,11 +454,9 @@ class Session(Channel):
             yield from self._append(staged, b"")
         yield from self._send(_END_OF_MESSAGE)
         accepted = [r.recipient for r in staged.results if r.accepted]
-        finals = [(yield from self._read_reply())] + (yield from self._lmtp_more(len(accepted)))
-        recipients = [r.recipient for r in staged.results]
-        replies = [r.reply for r in staged.results]
-        results = self._final_results(recipients, replies, accepted, finals)
-        return SendResult(tuple(results.values()))
+        finals = yield from self._final_replies(len(accepted))
+        recipients, replies = staged.envelope()
+        return self._final_results(recipients, replies, accepted, finals, staged.mail_reply)
 
     def _refuse_if_staged(self) -> None:
         if self._staged is not None:
@@ -471,10 +473,32 @@ class Session(Channel):
 class _Staged:
     """The open staged message: recipient results so far, and whether DATA has begun."""
 
-    def __init__(self, binary: bool) -> None:
+    def __init__(self, binary: bool, mail_reply: Reply) -> None:
         self.binary = binary
+        self.mail_reply = mail_reply
         self.results: list[RecipientResult] = []
         self.data_started = False
+
+    def envelope(self) -> tuple[list[str], list[Reply]]:
+        """The recipients so far, and the answer to each one's RCPT."""
+        return [r.recipient for r in self.results], [r.rcpt_reply for r in self.results]
+
+
+def _result(
+    recipients: list[str],
+    rcpt_replies: list[Reply],
+    data_reply_of: dict[str, Reply],
+    mail_reply: Reply | None = None,
+    data_reply: Reply | None = None,
+) -> SendResult:
+    """The result of one transaction: each recipient with its RCPT reply, and the reply to the
+    data for those accepted (``data_reply_of``)."""
+    by_rcpt: dict[str, RecipientResult] = {}
+    for rcpt, reply in zip(recipients, rcpt_replies, strict=True):
+        data = data_reply_of.get(rcpt) if reply.is_positive else None
+        if data is not None or rcpt not in by_rcpt:  # given twice: its accepted RCPT decides
+            by_rcpt[rcpt] = RecipientResult(rcpt, reply, data)
+    return SendResult(tuple(by_rcpt.values()), mail_reply, data_reply)
 
 
 def _reading(reader: BodyReader, op: Operation[T]) -> Operation[T]:
@@ -491,7 +515,7 @@ def _reading(reader: BodyReader, op: Operation[T]) -> Operation[T]:
 
 def _too_many(result: RecipientResult) -> bool:
     """A 452 to RCPT that means "too many recipients" (RFC 5321 §4.5.3.1.10, checklist C10)."""
-    reply = result.reply
+    reply = result.rcpt_reply
     if result.accepted:
         return False
     status = None if reply.enhanced_status is None else str(reply.enhanced_status)

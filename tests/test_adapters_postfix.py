@@ -95,9 +95,9 @@ def test_postfix_per_recipient_results_and_one_flight_bdat(
         result = client.send_message(body, SENDER, recipients)
     assert result.delivered == ["alice@postfix.test", "bob@postfix.test"]
     rejected, deferred = result["reject1@postfix.test"], result["defer1@postfix.test"]
-    assert (rejected.reply.code, rejected.permanent, rejected.temporary) == (550, True, False)
-    assert str(rejected.reply.enhanced_status) == "5.1.1"
-    assert (deferred.reply.code, deferred.permanent, deferred.temporary) == (450, False, True)
+    assert (rejected.rcpt_reply.code, rejected.permanent, rejected.temporary) == (550, True, False)
+    assert str(rejected.rcpt_reply.enhanced_status) == "5.1.1"
+    assert (deferred.rcpt_reply.code, deferred.permanent, deferred.temporary) == (450, False, True)
     for local_part in ("alice", "bob"):
         (delivered,) = postfix.wait_for_messages(local_part, 1)
         assert delivered.endswith(b"\n\n" + lf(body).split(b"\n\n", 1)[1])

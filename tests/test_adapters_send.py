@@ -43,7 +43,7 @@ def test_send_bytes_pipelined_dot_stuffed_C6(
         result = client.send_message(MESSAGE, SENDER, ["one@example.org", "two@example.org"])
     assert result.all_delivered
     assert result.delivered == ["one@example.org", "two@example.org"]
-    assert all(r.reply.code == 250 for r in result)
+    assert all(getattr(r.data_reply, "code", None) == 250 for r in result)
     (message,) = smtp_server.messages
     assert message.mail_from == SENDER
     assert message.rcpt_tos == ("one@example.org", "two@example.org")
@@ -98,9 +98,9 @@ def test_one_refused_recipient_is_a_result_C11(
     bad, good = result["bad@example.org"], result["good@example.org"]
     assert not bad.accepted and not bad.delivered
     assert bad.permanent and not bad.temporary
-    assert bad.reply.code == 550
-    assert str(bad.reply.enhanced_status) == "5.1.1"
-    assert good.delivered and good.reply.code == 250
+    assert bad.rcpt_reply.code == 550
+    assert str(bad.rcpt_reply.enhanced_status) == "5.1.1"
+    assert good.delivered and getattr(good.data_reply, "code", None) == 250
     assert result.failed == ["bad@example.org"]
     (message,) = server.messages
     assert message.rcpt_tos == ("good@example.org",)
@@ -118,8 +118,8 @@ def test_all_recipients_refused_sends_nothing_C11(
     with open_client(adapter, server) as client:
         with pytest.raises(RecipientsRefused) as caught:
             client.send_message(MESSAGE, SENDER, ["bad@example.org", "later@example.org"])
-        assert caught.value.results["bad@example.org"].code == 550
-        assert caught.value.results["later@example.org"].code == 450
+        assert caught.value.result["bad@example.org"].rcpt_reply.code == 550
+        assert caught.value.result["later@example.org"].rcpt_reply.code == 450
         assert caught.value.temporary  # one of the refusals was a 4xx
         assert client.noop().code == 250  # the session is still usable after the RSET
     assert server.messages == []
@@ -138,7 +138,7 @@ def test_staged_api_chunks_from_bytes_path_and_iterable(
         good = client.add_recipient("good@example.org")
         bad = client.add_recipient("bad@example.org")
         assert good.accepted and not good.delivered
-        assert not bad.accepted and bad.reply.code == 550
+        assert not bad.accepted and bad.rcpt_reply.code == 550
         client.append_message(b"Subject: staged\r\n\r\nfrom bytes\r\n")
         client.append_message(part)
         client.append_message(iter([b"from an ", b"iterable\r\n", b".dot at a chunk start\r\n"]))

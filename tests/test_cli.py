@@ -596,7 +596,7 @@ def test_direct_delivery_through_the_mx(
     assert result.returncode == EXIT_OK, result.stdout + result.stderr
     (outcome,) = json.loads(result.stdout)["recipients"]
     assert outcome["status"] == "delivered"
-    assert (outcome["host"], outcome["address"]) == ("mx1.ordered.test", "127.0.0.11")
+    assert (outcome["server_host"], outcome["server_address"]) == ("mx1.ordered.test", "127.0.0.11")
     assert outcome["tls"] and outcome["tls_verified"]
     received = server.wait_for_messages(1)
     assert ("bob@ordered.test",) in [message.rcpt_tos for message in received]

@@ -72,7 +72,7 @@ def test_x4_ordered_mx_lowest_preference_gets_the_mail(deliver: Deliverer, mx: M
     sent = deliver(["user@ordered.test"])
     outcome = sent["user@ordered.test"]
     assert outcome.status == "delivered"
-    assert (outcome.host, outcome.address) == ("mx1.ordered.test", "127.0.0.11")
+    assert (outcome.server_host, outcome.server_address) == ("mx1.ordered.test", "127.0.0.11")
     assert outcome.reply is not None and outcome.reply.code == 250
     assert [(a.host, a.error) for a in outcome.attempts] == [("mx1.ordered.test", None)]
     assert received_by(mx1, sent.marker) == [("user@ordered.test",)]
@@ -84,7 +84,7 @@ def test_x4_ordered_mx_second_preference_before_third(deliver: Deliverer, mx: MX
     mx2, mx3 = mx("mx2.ordered.test"), mx("mx3.ordered.test")
     sent = deliver(["user@ordered.test"])
     outcome = sent["user@ordered.test"]
-    assert (outcome.status, outcome.host) == ("delivered", "mx2.ordered.test")
+    assert (outcome.status, outcome.server_host) == ("delivered", "mx2.ordered.test")
     assert [a.host for a in outcome.attempts] == ["mx1.ordered.test", "mx2.ordered.test"]
     assert received_by(mx2, sent.marker) == [("user@ordered.test",)]
     assert mx3.connections == []
@@ -101,14 +101,16 @@ def test_x4_equal_preferences_are_shuffled_by_the_given_rng(
         sent = deliver(["user@equal.test"], rng=random.Random(seed))
         outcome = sent["user@equal.test"]
         assert outcome.status == "delivered"
-        assert outcome.host is not None and outcome.address == address(outcome.host)
+        assert outcome.server_host is not None and outcome.server_address == address(
+            outcome.server_host
+        )
         landed = [h for h, s in servers.items() if received_by(s, sent.marker)]
-        assert landed == [outcome.host]
-        chosen[seed] = outcome.host
+        assert landed == [outcome.server_host]
+        chosen[seed] = outcome.server_host
     assert set(chosen.values()) == {"a.equal.test", "b.equal.test"}
     assert servers["c.equal.test"].connections == []
     again = deliver(["user@equal.test"], rng=random.Random(0))
-    assert again["user@equal.test"].host == chosen[0]
+    assert again["user@equal.test"].server_host == chosen[0]
 
 
 # -- X3: implicit MX ----------------------------------------------------------------------------
@@ -118,7 +120,7 @@ def test_x3_no_mx_delivers_to_the_domains_own_address(deliver: Deliverer, mx: MX
     server = mx("implicit.test")
     sent = deliver(["user@implicit.test"])
     outcome = sent["user@implicit.test"]
-    assert (outcome.status, outcome.host, outcome.address) == (
+    assert (outcome.status, outcome.server_host, outcome.server_address) == (
         "delivered",
         "implicit.test",
         "127.0.0.51",
@@ -174,7 +176,7 @@ def test_x9_address_family_preference(
     server = mx("mx.dualstack.test", at="::1")
     sent = deliver(["user@dualstack.test"], prefer_family=prefer)
     outcome = sent["user@dualstack.test"]
-    assert (outcome.status, outcome.address) == ("delivered", "::1")
+    assert (outcome.status, outcome.server_address) == ("delivered", "::1")
     assert [a.address for a in outcome.attempts] == order
     assert received_by(server, sent.marker) == [("user@dualstack.test",)]
 
@@ -188,7 +190,7 @@ def test_x8_null_mx_is_permanent_556_without_connecting(deliver: Deliverer) -> N
     assert outcome.status == "permanent"
     assert outcome.reply is not None and outcome.reply.code == 556
     assert str(outcome.reply.enhanced_status) == "5.1.10"
-    assert outcome.attempts == () and outcome.host is None
+    assert outcome.attempts == () and outcome.server_host is None
     assert not sent.report.port_25_blocked
 
 
@@ -236,7 +238,7 @@ def test_x6_mx_target_without_address_is_skipped(deliver: Deliverer, mx: MXServe
     server = mx("mx.noaddress.test")
     sent = deliver(["user@noaddress.test"])
     outcome = sent["user@noaddress.test"]
-    assert (outcome.status, outcome.host) == ("delivered", "mx.noaddress.test")
+    assert (outcome.status, outcome.server_host) == ("delivered", "mx.noaddress.test")
     assert [a.host for a in outcome.attempts] == ["mx.noaddress.test"]
     assert received_by(server, sent.marker) == [("user@noaddress.test",)]
 
@@ -259,7 +261,7 @@ def test_x1_cname_domain_follows_to_the_targets_mx(deliver: Deliverer, mx: MXSer
     mx1, mx2 = mx("mx1.ordered.test"), mx("mx2.ordered.test")
     sent = deliver(["user@alias.test"])
     outcome = sent["user@alias.test"]
-    assert (outcome.status, outcome.host) == ("delivered", "mx1.ordered.test")
+    assert (outcome.status, outcome.server_host) == ("delivered", "mx1.ordered.test")
     assert received_by(mx1, sent.marker) == [("user@alias.test",)]
     assert mx2.connections == []
 
@@ -271,7 +273,7 @@ def test_x1_idn_domain_is_looked_up_as_its_a_label(
     server = mx("mx.xn--bcher-kva.test", at="127.0.0.85", smtputf8=True)
     sent = with_dns(deliver, extra_dns)(["user@bücher.test"])
     outcome = sent["user@bücher.test"]
-    assert (outcome.status, outcome.host) == ("delivered", "mx.xn--bcher-kva.test")
+    assert (outcome.status, outcome.server_host) == ("delivered", "mx.xn--bcher-kva.test")
     assert received_by(server, sent.marker) == [("user@bücher.test",)]
 
 
@@ -291,6 +293,6 @@ def test_c21_address_literal_is_delivered_without_dns(
     sent = deliver_without_dns([rcpt])
     outcome = sent[rcpt]
     # The host is the literal as the domain part gave it (IPv6 tag case aside).
-    assert outcome.host is not None and outcome.host.lower() == domain.lower()
-    assert (outcome.status, outcome.address) == ("delivered", at)
+    assert outcome.server_host is not None and outcome.server_host.lower() == domain.lower()
+    assert (outcome.status, outcome.server_address) == ("delivered", at)
     assert received_by(server, sent.marker) == [(rcpt,)]

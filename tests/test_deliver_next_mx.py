@@ -34,7 +34,7 @@ def test_x10_dead_first_mx_delivered_by_the_next(deliver: Deliverer, mx: MXServe
     live = mx("live.deadmx.test")
     sent = deliver(["user@deadmx.test"])
     outcome = sent["user@deadmx.test"]
-    assert (outcome.status, outcome.host, outcome.address) == (
+    assert (outcome.status, outcome.server_host, outcome.server_address) == (
         "delivered",
         "live.deadmx.test",
         "127.0.0.32",
@@ -69,7 +69,7 @@ def test_x10_silent_first_mx_times_out_and_the_next_delivers(
     mx2 = mx("mx2.ordered.test")
     sent = deliver(["user@ordered.test"], timeout=dataclasses.replace(TEST_TIMEOUTS, greeting=1))
     outcome = sent["user@ordered.test"]
-    assert (outcome.status, outcome.host) == ("delivered", "mx2.ordered.test")
+    assert (outcome.status, outcome.server_host) == ("delivered", "mx2.ordered.test")
     first = outcome.attempts[0]
     assert first.host == "mx1.ordered.test" and not first.connect_failed
     assert first.error is not None and "timed out" in first.error
@@ -88,7 +88,7 @@ def test_x10_refusing_greeting_moves_to_the_next_mx(
     mx2 = mx("mx2.ordered.test")
     sent = deliver(["user@ordered.test"])
     outcome = sent["user@ordered.test"]
-    assert (outcome.status, outcome.host) == ("delivered", "mx2.ordered.test")
+    assert (outcome.status, outcome.server_host) == ("delivered", "mx2.ordered.test")
     assert outcome.attempts[0].host == "mx1.ordered.test" and outcome.attempts[0].error
     assert mx1.messages == []
     assert received_by(mx2, sent.marker) == [("user@ordered.test",)]
@@ -114,7 +114,7 @@ def test_x5_second_address_of_a_multihomed_mx(deliver: Deliverer, mx: MXServers)
         flip_dnsmasq_rotation(deliver)
         sent = deliver(["user@multihomed.test"])
         outcome = sent["user@multihomed.test"]
-        assert (outcome.status, outcome.host, outcome.address) == (
+        assert (outcome.status, outcome.server_host, outcome.server_address) == (
             "delivered",
             "mx.multihomed.test",
             "127.0.0.62",
@@ -172,7 +172,7 @@ def test_x10_5xx_to_rcpt_is_permanent_and_not_retried(deliver: Deliverer, mx: MX
     sent = deliver([GOOD, BAD])
     assert sent.report.with_status("delivered") == [GOOD]
     bad = sent[BAD]
-    assert (bad.status, bad.host) == ("permanent", "mx1.ordered.test")
+    assert (bad.status, bad.server_host) == ("permanent", "mx1.ordered.test")
     assert bad.reply is not None and bad.reply.code == 550
     assert str(bad.reply.enhanced_status) == "5.1.1"
     assert received_by(mx1, sent.marker) == [(GOOD,)]
@@ -185,7 +185,7 @@ def test_x10_5xx_to_the_only_rcpt_is_permanent_and_not_retried(
     mx1 = mx("mx1.ordered.test", recipient_replies={BAD: "550 5.1.1 no such user"})
     mx2 = mx("mx2.ordered.test")
     outcome = deliver([BAD])[BAD]
-    assert (outcome.status, outcome.host) == ("permanent", "mx1.ordered.test")
+    assert (outcome.status, outcome.server_host) == ("permanent", "mx1.ordered.test")
     assert mx1.messages == []
     assert mx2.connections == []
 
@@ -197,9 +197,9 @@ def test_x10_4xx_to_rcpt_is_retried_at_the_next_mx(deliver: Deliverer, mx: MXSer
     mx3 = mx("mx3.ordered.test")
     sent = deliver([GOOD, BUSY])
     assert sent.report.all_delivered
-    assert sent[GOOD].host == "mx1.ordered.test"
+    assert sent[GOOD].server_host == "mx1.ordered.test"
     busy = sent[BUSY]
-    assert (busy.host, busy.address) == ("mx2.ordered.test", "127.0.0.12")
+    assert (busy.server_host, busy.server_address) == ("mx2.ordered.test", "127.0.0.12")
     assert [a.host for a in busy.attempts] == ["mx1.ordered.test", "mx2.ordered.test"]
     assert received_by(mx1, sent.marker) == [(GOOD,)]
     assert received_by(mx2, sent.marker) == [(BUSY,)]
@@ -215,7 +215,7 @@ def test_x10_5xx_to_mail_is_permanent_for_all_without_next_mx(
     assert sent.report.with_status("permanent") == [GOOD, BUSY]
     for outcome in sent.report.outcomes:
         assert outcome.reply is not None and outcome.reply.code == 550
-        assert outcome.host == "mx1.ordered.test"
+        assert outcome.server_host == "mx1.ordered.test"
     assert mx1.messages == []
     assert mx2.connections == []
 
@@ -225,7 +225,7 @@ def test_x10_4xx_to_mail_moves_to_the_next_mx(deliver: Deliverer, mx: MXServers)
     mx2 = mx("mx2.ordered.test")
     sent = deliver([GOOD, BUSY])
     assert sent.report.all_delivered
-    assert {o.host for o in sent.report.outcomes} == {"mx2.ordered.test"}
+    assert {o.server_host for o in sent.report.outcomes} == {"mx2.ordered.test"}
     assert mx1.messages == []
     assert received_by(mx2, sent.marker) == [(GOOD, BUSY)]
 
@@ -237,7 +237,7 @@ def test_x10_5xx_after_the_data_is_permanent_without_next_mx(
     mx2 = mx("mx2.ordered.test")
     sent = deliver([GOOD])
     outcome = sent[GOOD]
-    assert (outcome.status, outcome.host) == ("permanent", "mx1.ordered.test")
+    assert (outcome.status, outcome.server_host) == ("permanent", "mx1.ordered.test")
     assert outcome.reply is not None and outcome.reply.code == 554
     assert len(mx1.messages) == 1  # aiosmtpd records the content before it replies
     assert mx2.connections == []
@@ -248,7 +248,7 @@ def test_x10_4xx_after_the_data_moves_to_the_next_mx(deliver: Deliverer, mx: MXS
     mx2 = mx("mx2.ordered.test")
     sent = deliver([GOOD])
     outcome = sent[GOOD]
-    assert (outcome.status, outcome.host) == ("delivered", "mx2.ordered.test")
+    assert (outcome.status, outcome.server_host) == ("delivered", "mx2.ordered.test")
     assert outcome.attempts[0].error is not None and "451" in outcome.attempts[0].error
     assert received_by(mx2, sent.marker) == [(GOOD,)]
     assert len(mx1.messages) == 1

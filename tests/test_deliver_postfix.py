@@ -35,7 +35,7 @@ def test_postfix_delivered_rejected_and_deferred_through_dns(
     assert report.with_status("temporary") == [DEFER]
     for rcpt in (ALICE, BOB):
         outcome = report[rcpt]
-        assert (outcome.host, outcome.address) == ("mx.postfix.test", "127.0.0.25")
+        assert (outcome.server_host, outcome.server_address) == ("mx.postfix.test", "127.0.0.25")
         assert (outcome.tls, outcome.tls_verified) == (True, False)
     rejected = report[REJECT]
     assert rejected.reply is not None and rejected.reply.code == 550

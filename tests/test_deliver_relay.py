@@ -55,7 +55,7 @@ def test_relay_delivers_everything_and_reports_the_refused_recipient(
     assert refused.status == "permanent"
     assert refused.reply is not None and refused.reply.code == 550
     for outcome in report.outcomes:
-        assert (outcome.host, outcome.tls, outcome.tls_verified) == ("127.0.0.1", True, True)
+        assert (outcome.server_host, outcome.tls, outcome.tls_verified) == ("127.0.0.1", True, True)
         assert [(a.host, a.port) for a in outcome.attempts] == [("127.0.0.1", server.port)]
     [message] = server.messages
     assert message.rcpt_tos == tuple(r for r in RCPTS if r != REFUSED)

@@ -52,8 +52,8 @@ def test_mixed_domains_outcomes_in_the_given_order(deliver: Deliverer, mx: MXSer
     ]
     assert report.with_status("temporary") == ["s@servfail.test"]
     assert not report.all_delivered
-    assert report["c@deadmx.test"].host == "live.deadmx.test"
-    assert report["d@ORDERED.test"].host == "mx1.ordered.test"
+    assert report["c@deadmx.test"].server_host == "live.deadmx.test"
+    assert report["d@ORDERED.test"].server_host == "mx1.ordered.test"
     with pytest.raises(KeyError):
         report["nobody@ordered.test"]
     assert received_by(mx1, sent.marker) == [("a@ordered.test", "d@ORDERED.test")]

@@ -92,7 +92,7 @@ def test_required_tls_failure_moves_to_the_next_mx(
     mx2 = mx("mx2.ordered.test", starttls="offer")
     sent = deliver([RCPT], tls_policy=REQUIRE_ORDERED, ssl_context=tls_material.client_context())
     outcome = sent[RCPT]
-    assert (outcome.status, outcome.host, outcome.tls_verified) == (
+    assert (outcome.status, outcome.server_host, outcome.tls_verified) == (
         "delivered",
         "mx2.ordered.test",
         True,

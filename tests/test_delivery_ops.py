@@ -323,7 +323,7 @@ def test_fake_server_delivers_and_unstuffs_the_body() -> None:
     assert network.connections[0].commands[0] == "EHLO client.origin.example"
     assert network.connections[0].commands[-1] == "QUIT"
     outcome = report["u@example.com"]
-    assert (outcome.host, outcome.address, outcome.reply and outcome.reply.code) == (
+    assert (outcome.server_host, outcome.server_address, outcome.reply and outcome.reply.code) == (
         "mx1.example.com",
         "192.0.2.1",
         250,
@@ -339,7 +339,7 @@ def test_X10_dead_first_mx_then_the_second_delivers() -> None:
     report = deliver(network, ["u@example.com"])
     outcome = report["u@example.com"]
     assert outcome.status == "delivered"
-    assert outcome.address == "192.0.2.2"
+    assert outcome.server_address == "192.0.2.2"
     assert [(t.address, t.connect_failed, t.error is None) for t in outcome.attempts] == [
         ("192.0.2.1", True, False),
         ("192.0.2.2", False, True),
@@ -388,7 +388,7 @@ def test_X10_4xx_to_ehlo_moves_to_the_next_mx() -> None:
     network = two_mx(Behaviour(ehlo="421"), Behaviour())
     report = deliver(network, ["u@example.com"])
     assert report["u@example.com"].status == "delivered"
-    assert report["u@example.com"].address == "192.0.2.2"
+    assert report["u@example.com"].server_address == "192.0.2.2"
 
 
 def test_X10_4xx_to_mail_moves_to_the_next_mx() -> None:
@@ -406,7 +406,7 @@ def test_X10_5xx_to_mail_is_permanent_and_no_other_mx_is_tried() -> None:
     assert network.connected == ["192.0.2.1"]
     outcome = report["v@example.com"]
     assert outcome.reply is not None and outcome.reply.code == 550
-    assert (outcome.host, outcome.address) == ("mx1.example.com", "192.0.2.1")
+    assert (outcome.server_host, outcome.server_address) == ("mx1.example.com", "192.0.2.1")
     assert network.connections[0].commands[-2:] == ["RSET", "QUIT"]
 
 
@@ -424,8 +424,8 @@ def test_X10_C11_rcpt_5xx_is_final_for_that_recipient_4xx_is_retried_elsewhere()
         ("192.0.2.1", SENDER, ["ok@example.com"]),
         ("192.0.2.2", SENDER, ["busy@example.com"]),
     ]
-    assert report["bad@example.com"].address == "192.0.2.1"
-    assert report["busy@example.com"].address == "192.0.2.2"
+    assert report["bad@example.com"].server_address == "192.0.2.1"
+    assert report["busy@example.com"].server_address == "192.0.2.2"
     assert [o.recipient for o in report.outcomes] == [
         "ok@example.com",
         "bad@example.com",
@@ -442,7 +442,7 @@ def test_X10_every_recipient_refused_mixed_codes() -> None:
     assert network.connections[1].commands.count("RCPT TO:<bad@example.com>") == 0
     busy = report["busy@example.com"]
     assert busy.reply is not None and busy.reply.code == 451
-    assert busy.host is None  # not settled by any server
+    assert busy.server_host is None  # not settled by any server
 
 
 def test_X10_every_recipient_refused_for_good_stops_at_the_first_mx() -> None:
@@ -471,7 +471,7 @@ def test_C10_C12_recipient_delivered_before_a_452_is_never_sent_again() -> None:
         ("192.0.2.1", SENDER, ["u@example.com"]),
         ("192.0.2.2", SENDER, ["t@example.com"]),
     ]
-    assert report["u@example.com"].address == "192.0.2.1"
+    assert report["u@example.com"].server_address == "192.0.2.1"
 
 
 def test_C10_C11_relay_reports_the_first_transaction_after_a_452() -> None:
@@ -528,7 +528,7 @@ def test_X10_C16_connection_dropped_after_the_dot_moves_to_the_next_mx() -> None
     network = two_mx(Behaviour(drop_after_dot=True), Behaviour())
     report = deliver(network, ["u@example.com"])
     assert report["u@example.com"].status == "delivered"
-    assert report["u@example.com"].address == "192.0.2.2"
+    assert report["u@example.com"].server_address == "192.0.2.2"
 
 
 def test_X5_session_limit_stops_after_two_sessions_past_ehlo() -> None:
@@ -661,7 +661,7 @@ def test_C21_address_literal_is_connected_to_without_dns() -> None:
     report = deliver(network, ["u@[192.0.2.7]"])
     outcome = report["u@[192.0.2.7]"]
     assert outcome.status == "delivered"
-    assert (outcome.host, outcome.address) == ("[192.0.2.7]", "192.0.2.7")
+    assert (outcome.server_host, outcome.server_address) == ("[192.0.2.7]", "192.0.2.7")
     assert network.of(ResolveMX) == [] and network.of(ResolveAddresses) == []
     # No name to check a certificate against: the address is the reference identity.
     assert network.of(Connect)[0].server_hostname == "192.0.2.7"
@@ -697,7 +697,7 @@ def test_opportunistic_handshake_failure_retries_the_same_address_in_cleartext()
     report = deliver(network, ["u@example.com"])
     outcome = report["u@example.com"]
     assert outcome.status == "delivered"
-    assert (outcome.address, outcome.tls) == ("192.0.2.1", False)
+    assert (outcome.server_address, outcome.tls) == ("192.0.2.1", False)
     assert network.connected == ["192.0.2.1", "192.0.2.1"]
     assert "STARTTLS" in network.connections[0].commands
     assert "STARTTLS" not in network.connections[1].commands
@@ -719,7 +719,7 @@ def test_S3_required_domain_skips_a_server_without_starttls() -> None:
     network = two_mx(Behaviour(), Behaviour(keywords=("STARTTLS",)))
     report = deliver(network, ["u@example.com"], opts=options(tls_policy=policy))
     outcome = report["u@example.com"]
-    assert (outcome.status, outcome.address, outcome.tls_verified) == (
+    assert (outcome.status, outcome.server_address, outcome.tls_verified) == (
         "delivered",
         "192.0.2.2",
         True,
@@ -803,7 +803,7 @@ def test_C8_non_ascii_address_is_temporary_while_a_host_was_unreachable() -> Non
 def test_C8_non_ascii_address_goes_to_the_mx_with_smtputf8() -> None:
     network = two_mx(Behaviour(), Behaviour(keywords=("SMTPUTF8", "8BITMIME")))
     outcome = deliver(network, ["jösé@example.com"])["jösé@example.com"]
-    assert (outcome.status, outcome.address) == ("delivered", "192.0.2.2")
+    assert (outcome.status, outcome.server_address) == ("delivered", "192.0.2.2")
 
 
 def test_send_options_reach_the_transaction() -> None:
@@ -852,7 +852,7 @@ def test_relay_authenticates_with_plain_over_tls_and_reports_per_recipient() -> 
     assert commands[3].startswith("AUTH PLAIN ")
     assert network.messages == [("smtp.provider.example", SENDER, ["u@example.com"])]
     delivered = report["u@example.com"]
-    assert (delivered.host, delivered.tls, delivered.tls_verified) == (
+    assert (delivered.server_host, delivered.tls, delivered.tls_verified) == (
         "smtp.provider.example",
         True,
         True,

@@ -55,9 +55,7 @@ def test_protocol_error_keeps_a_bounded_copy_of_the_line() -> None:
     assert error.line == b"x" * 200
 
 
-@pytest.mark.parametrize(
-    "error_class", [GreetingRefused, AuthenticationError, SenderRefused, DataRefused]
-)
+@pytest.mark.parametrize("error_class", [GreetingRefused, AuthenticationError, SenderRefused])
 @pytest.mark.parametrize(("code", "temporary"), [(421, True), (451, True), (550, False)])
 def test_reply_errors_carry_the_reply(
     error_class: type[ReplyError], code: int, temporary: bool
@@ -71,16 +69,33 @@ def test_reply_errors_carry_the_reply(
     assert str(error) == f"it failed: {code} first line\nsecond line"
 
 
-def test_recipients_refused_summary() -> None:
-    error = RecipientsRefused(
-        {"a@example.net": Reply(550, ("5.1.1 no",)), "b@example.net": Reply(452, ("later",))}
+def test_recipients_refused_carries_the_result() -> None:
+    result = SendResult(
+        (
+            RecipientResult("a@example.net", Reply(550, ("5.1.1 no",))),
+            RecipientResult("b@example.net", Reply(452, ("later",))),
+        ),
+        mail_reply=Reply(250),
     )
+    error = RecipientsRefused(result)
     assert str(error) == (
         "every recipient was refused (a@example.net: 550 5.1.1 no; b@example.net: 452 later)"
     )
     assert error.temporary
-    assert set(error.results) == {"a@example.net", "b@example.net"}
-    assert not RecipientsRefused({"a@example.net": Reply(550)}).temporary
+    assert error.result is result
+    assert error.result.data_reply is None
+    bounced = SendResult((RecipientResult("a@example.net", Reply(550)),))
+    assert not RecipientsRefused(bounced).temporary
+
+
+@pytest.mark.parametrize(("code", "temporary"), [(451, True), (554, False)])
+def test_data_refused_carries_the_reply_and_the_result(code: int, temporary: bool) -> None:
+    refusal = Reply(code, ("no",))
+    result = SendResult((RecipientResult("a@example.net", Reply(250), refusal),), None, refusal)
+    error = DataRefused("the server refused the message", refusal, result)
+    assert (error.reply, error.result, error.temporary) == (refusal, result, temporary)
+    assert result["a@example.net"].accepted and not result["a@example.net"].delivered
+    assert result["a@example.net"].temporary is temporary
 
 
 def test_message_too_large() -> None:
@@ -116,13 +131,16 @@ def test_timeout_and_lost_connection() -> None:
 
 
 def test_recipient_result_outcomes() -> None:
-    delivered = RecipientResult("a@example.net", Reply(250), True, True)
+    delivered = RecipientResult("a@example.net", Reply(250), Reply(250))
+    assert delivered.accepted and delivered.delivered
     assert not delivered.temporary
     assert not delivered.permanent
-    deferred = RecipientResult("b@example.net", Reply(451), True)
+    deferred = RecipientResult("b@example.net", Reply(250), Reply(451))  # the data's word counts
+    assert deferred.accepted and not deferred.delivered
     assert deferred.temporary
     assert not deferred.permanent
-    bounced = RecipientResult("c@example.net", Reply(550), False)
+    bounced = RecipientResult("c@example.net", Reply(550))
+    assert not bounced.accepted
     assert bounced.permanent
     assert not bounced.temporary
     result = SendResult((delivered, deferred, bounced))

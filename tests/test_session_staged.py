@@ -80,8 +80,8 @@ def test_staged_message_from_several_pieces(tmp_path: Path) -> None:
 
     result = run(session.close_message(), [Expect.send(b"\r\n" + DOT), Reply(QUEUED)])
     assert result.delivered == [BOB]
-    assert result[CAROL].reply.code == 550
-    assert result[BOB].reply.code == 250
+    assert result[CAROL].rcpt_reply.code == 550
+    assert getattr(result[BOB].data_reply, "code", None) == 250
 
 
 def test_staged_parameters_left_out_when_not_advertised() -> None:

@@ -44,8 +44,15 @@ def errors() -> None:
             try:
                 client.send_message(b"Subject: hi\r\n\r\nHello.\r\n", "a@me.test", [REFUSED])
             except smtpproto.RecipientsRefused as exc:  # nobody accepted: nothing was sent
-                for recipient, reply in exc.results.items():
-                    print("refused:", recipient, reply.code, reply.enhanced_status, exc.temporary)
+                for refused in exc.result:  # the same SendResult a success gives
+                    reply = refused.rcpt_reply
+                    print(
+                        "refused:",
+                        refused.recipient,
+                        reply.code,
+                        reply.enhanced_status,
+                        exc.temporary,
+                    )
             print("the session is still usable:", client.noop().code)
         # [/refused]
 

@@ -46,7 +46,7 @@ def main() -> int:
             message.set_content("One call: envelope from the headers, a result per recipient.\n")
             result = client.send_message(message)
             for outcome in result:
-                print("SendMessage:", outcome.recipient, outcome.delivered, outcome.reply.code)
+                print("SendMessage:", outcome.recipient, outcome.delivered, outcome.rcpt_reply.code)
             # [/SendMessage]
 
             # [CreateMessage]
@@ -55,7 +55,7 @@ def main() -> int:
             # [AddRecipient]
             for recipient in ("carol@example.net", REFUSED):
                 added = client.add_recipient(recipient)  # RCPT TO; a refusal is a result
-                print("AddRecipient:", recipient, added.accepted, added.reply.code)
+                print("AddRecipient:", recipient, added.accepted, added.rcpt_reply.code)
             # [/AddRecipient]
             # [AppendMessage]
             # The first append sends DATA; the content then streams in pieces of any size.
