@@ -17,7 +17,7 @@ import contextlib
 from typing import Any, TypeVar
 
 from . import sasl
-from ._connection import NEED_DATA, PAUSED, ClientConnection
+from ._connection import NEED_DATA, PAUSED, ClientConnection, UnexpectedReplyCode
 from ._errors import (
     AuthenticationError,
     AuthNotSupported,
@@ -48,7 +48,7 @@ from ._events import (
 )
 from ._extensions import Extensions
 from ._options import SessionOptions, TLSMode
-from ._state import kind_of
+from ._state import State, kind_of
 from ._transcript import log_reply, log_sent, transcript_enabled
 from ._wire import COMMAND_LINE_LIMIT, auth_line
 from .driver import Close, Connect, Operation, Receive, Send, StartTLSHandshake
@@ -60,6 +60,8 @@ T = TypeVar("T")
 DEFAULT_PORTS = {TLSMode.IMPLICIT: 465, TLSMode.STARTTLS: 587}
 # Servers answer "not recognized" to EHLO with these; then HELO is worth a try (checklist G4).
 HELO_FALLBACK_CODES = frozenset({500, 502, 504})
+# States with a mail transaction open, which RSET ends.
+_IN_TRANSACTION = frozenset({State.MAIL, State.RCPT, State.DATA, State.BDAT, State.BDAT_FAILED})
 # Errors after which the connection cannot be trusted: close it, never reuse it.
 FATAL_ERRORS = (
     ProtocolError,
@@ -174,12 +176,30 @@ class Channel(abc.ABC):
             )
         try:
             return (yield from op)
+        except UnexpectedReplyCode:
+            yield from self._end_transaction()  # the session itself goes on (R5, C14)
+            raise
         except FATAL_ERRORS:
             yield from self._close()
             raise
         except GeneratorExit:  # the driver was interrupted mid-exchange and dropped the line
             self.connection_lost()
             raise
+
+    def _end_transaction(self) -> Operation[None]:
+        """After a reply code outside 2-5, which RFC 5321 §4.2 asks to treat as fatal to the
+        mail transaction: read the replies still due, then RSET.  A DATA that got its 354 can
+        only be left by dropping the connection (a lone dot would deliver an empty message)."""
+        self._forget_message()
+        try:
+            while self.conn.pending:
+                yield from self._read_reply()
+            if self.conn.state is State.MESSAGE:
+                yield from self._close()
+            elif self.conn.state in _IN_TRANSACTION:
+                yield from self.command(Rset())
+        except SMTPError:
+            yield from self._close()
 
     def _close(self, *, graceful: bool = False) -> Operation[None]:
         if not self._closed:

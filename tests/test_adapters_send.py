@@ -15,6 +15,7 @@ from smtpproto import (
     MessageTooLarge,
     RecipientsRefused,
     TLSMode,
+    UnexpectedReplyCode,
 )
 
 if TYPE_CHECKING:  # imported for real by pytest_plugins, which rewrites its asserts
@@ -104,6 +105,22 @@ def test_one_refused_recipient_is_a_result_C11(
     assert result.failed == ["bad@example.org"]
     (message,) = server.messages
     assert message.rcpt_tos == ("good@example.org",)
+
+
+def test_R5_C14_a_651_to_RCPT_ends_the_transaction_and_the_session_quits(
+    adapter: Adapter, smtp_server_factory: SMTPServerFactory
+) -> None:
+    """A well-framed reply outside 2xx-5xx: the transaction ends as a protocol error (RSET),
+    the session stays usable and ends with QUIT, in every adapter."""
+    server = smtp_server_factory(recipient_replies={"odd@example.org": "651 6.1.1 odd code"})
+    with open_client(adapter, server) as client:
+        with pytest.raises(UnexpectedReplyCode) as caught:
+            client.send_message(MESSAGE, SENDER, ["odd@example.org"])
+        assert caught.value.code == 651
+        assert client.noop().code == 250
+    assert server.messages == []
+    (connection,) = server.connections
+    assert connection.verbs[-3:] == ["RSET", "NOOP", "QUIT"]
 
 
 def test_all_recipients_refused_sends_nothing_C11(

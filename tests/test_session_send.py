@@ -22,6 +22,7 @@ from smtpproto import (
     SMTPError,
     SMTPTimeoutError,
     TLSRequiredError,
+    UnexpectedReplyCode,
     prepare_message,
 )
 from smtpproto._session import ONE_FLIGHT_BDAT_LIMIT, PIPELINE_GROUP
@@ -811,3 +812,45 @@ def test_C7_a_chunk_that_encodes_to_nothing_writes_nothing() -> None:
         session.send_message(iter([b"part 1", b"\r", b"\npart 2\r\n"]), SENDER, [BOB]), script
     )
     assert result.delivered == [BOB]
+
+
+# -- a reply code outside 2xx-5xx (R5, C14) ------------------------------------------------------
+
+
+def test_R5_C14_code_651_ends_the_transaction_and_the_session_still_quits() -> None:
+    """A well-framed 651 to RCPT is a protocol error for the transaction: RSET, and the session
+    goes on to a polite QUIT, whatever the cut of the bytes."""
+
+    def make() -> Operation[SendResult]:
+        return open_session().send_message(BODY, SENDER, [BOB])
+
+    script = [
+        Expect.send(mail()),
+        Reply(ok()),
+        Expect.send(rcpt(BOB)),
+        Reply(b"651 6.1.1 no such code\r\n"),
+        Expect.send(RSET),
+        Reply(ok()),
+    ]
+    with pytest.raises(UnexpectedReplyCode) as caught:
+        run_both(make, script)
+    assert caught.value.code == 651
+    session = open_session()
+    with pytest.raises(UnexpectedReplyCode):
+        run(session.send_message(BODY, SENDER, [BOB]), script)
+    assert not session.closed
+    quit_script = [Expect.send(b"QUIT\r\n"), Reply(b"221 bye\r\n"), Expect.close(graceful=True)]
+    run(session.quit(), quit_script)
+
+
+def test_R5_651_with_a_pipelined_DATA_already_answered_354_drops_the_connection() -> None:
+    """The server is reading data: only dropping the line keeps an empty message undelivered."""
+    session = open_session("PIPELINING")
+    script = [
+        Expect.send(mail() + rcpt(BOB) + rcpt(CAROL) + b"DATA\r\n"),
+        Reply(ok() + b"651 odd\r\n" + ok() + b"354 go\r\n"),
+        Expect.close(graceful=False),
+    ]
+    with pytest.raises(UnexpectedReplyCode):
+        run(session.send_message(BODY, SENDER, [BOB, CAROL]), script)
+    assert session.closed
