@@ -192,25 +192,22 @@ class ClientConnection:
         # Which side broke the rules, so later calls blame the right one.
         self._error_class: type[ProtocolError] = LocalProtocolError
 
+    # Read-only views, documented in docs/api.rst (docstrings here would document them twice).
+
     @property
-    def state(self) -> State:
-        """Where the dialogue stands (see the state diagram)."""
+    def state(self) -> State:  # where the dialogue stands
         return self._state
 
     @property
-    def extensions(self) -> Extensions:
-        """The capabilities from the last successful EHLO or LHLO reply (empty before it, after
-        HELO and after the TLS handshake)."""
+    def extensions(self) -> Extensions:  # from the last successful EHLO or LHLO reply
         return self._extensions
 
     @property
-    def tls(self) -> bool:
-        """The transport is encrypted: implicit TLS from the start, or STARTTLS done."""
+    def tls(self) -> bool:  # implicit TLS from the start, or STARTTLS done
         return self._tls
 
     @property
-    def authenticated(self) -> bool:
-        """AUTH succeeded since the last successful hello and the last TLS handshake."""
+    def authenticated(self) -> bool:  # AUTH succeeded since the last hello or TLS handshake
         return self._authenticated
 
     def _trigger(self, trigger: Trigger) -> None:
