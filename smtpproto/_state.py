@@ -295,26 +295,30 @@ DATA_BLOCK = "DATA-BLOCK"
 
 # Seconds to wait for the reply to each kind of command (RFC 5321 §4.5.3.2, checklist C17;
 # RSET and QUIT from Postfix's defaults).  DATA_BLOCK bounds each write of message content.
+# The keys are plain strings, the public phase names: a CommandKind finds its entry all the same.
 TIMEOUTS: Mapping[str, float] = MappingProxyType(
     {
-        K.GREETING: 300.0,
-        K.EHLO: 300.0,
-        K.HELO: 300.0,
-        K.LHLO: 300.0,
-        K.STARTTLS: 300.0,
-        K.AUTH: 300.0,
-        K.AUTH_RESPONSE: 300.0,
-        K.MAIL: 300.0,
-        K.RCPT: 300.0,
-        K.DATA: 120.0,
-        DATA_BLOCK: 180.0,
-        K.END_OF_MESSAGE: 600.0,
-        K.BDAT: 180.0,
-        K.BDAT_LAST: 600.0,
-        K.RSET: 20.0,
-        K.NOOP: 300.0,
-        K.VRFY: 300.0,
-        K.QUIT: 300.0,
+        str(phase): seconds
+        for phase, seconds in (
+            (K.GREETING, 300.0),
+            (K.EHLO, 300.0),
+            (K.HELO, 300.0),
+            (K.LHLO, 300.0),
+            (K.STARTTLS, 300.0),
+            (K.AUTH, 300.0),
+            (K.AUTH_RESPONSE, 300.0),
+            (K.MAIL, 300.0),
+            (K.RCPT, 300.0),
+            (K.DATA, 120.0),
+            (DATA_BLOCK, 180.0),
+            (K.END_OF_MESSAGE, 600.0),
+            (K.BDAT, 180.0),
+            (K.BDAT_LAST, 600.0),
+            (K.RSET, 20.0),
+            (K.NOOP, 300.0),
+            (K.VRFY, 300.0),
+            (K.QUIT, 300.0),
+        )
     }
 )
 

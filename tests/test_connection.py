@@ -972,6 +972,8 @@ def test_C17_recommended_timeouts() -> None:
     assert conn.pending == (EndOfMessage(), Rset())
     conn = ClientConnection(timeouts={"GREETING": 5})
     assert conn.recommended_timeout == 5
+    # The phase names are plain strings, as the docs show them.
+    assert all(type(name) is str for name in conn.timeouts)
 
 
 def test_S4_server_hanging_up_instead_of_starting_tls_is_a_close() -> None:
