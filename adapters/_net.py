@@ -13,6 +13,7 @@ from smtpproto.driver import Connect
 __all__ = [
     "HANDSHAKE",
     "client_context",
+    "connect_failed",
     "connect_timed_out",
     "handshake_refused",
     "no_connection",
@@ -75,6 +76,12 @@ def os_reason(exc: OSError) -> str:
         code = exc.errno
         return _RESOLVER_REASONS.get(code, f"name resolution failed (error {code})")
     return os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+
+
+def connect_failed(request: Connect, exc: OSError, reason: str | None = None) -> ConnectError:
+    """A connect that failed; a name that did not resolve says so ("cannot resolve h: ...")."""
+    resolving = isinstance(exc, socket.gaierror)
+    return ConnectError(request.host, request.port, reason or os_reason(exc), resolving=resolving)
 
 
 def connect_timed_out(request: Connect) -> ConnectError:

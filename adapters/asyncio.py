@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import sys
 import time
 from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
@@ -20,7 +19,6 @@ import dns.asyncresolver
 
 from smtpproto import (
     Body,
-    ConnectError,
     ConnectionLostError,
     DeliveryOptions,
     DeliveryReport,
@@ -51,10 +49,10 @@ from ._dns import resolve_async
 from ._net import (
     HANDSHAKE,
     client_context,
+    connect_failed,
     connect_timed_out,
     handshake_refused,
     no_connection,
-    os_reason,
 )
 from .bodies import perform_body_request
 
@@ -148,11 +146,8 @@ class _Driver:
         if isinstance(request, StartTLSHandshake):
             # The plain stream stays current until the handshake is done: an interruption
             # (cancellation) then aborts it like any other.
-            reader, writer = self._streams("STARTTLS")
-            writer = await self._handshake(
-                reader, writer, request.server_hostname, request.verify, request.timeout
-            )
-            self.streams = reader, writer
+            writer = self._streams("STARTTLS")[1]
+            await self._handshake(writer, request.server_hostname, request.verify, request.timeout)
             return None
         if isinstance(request, Close):
             if request.graceful:  # QUIT was answered: a TLS close_notify is worth it
@@ -192,33 +187,25 @@ class _Driver:
         except TimeoutError:
             raise connect_timed_out(request) from None
         except OSError as exc:
-            raise ConnectError(request.host, request.port, os_reason(exc)) from None
+            raise connect_failed(request, exc) from None
         if request.implicit_tls:
             # The TLS handshake is a step of its own, as for STARTTLS: its failures are the
             # handshake's (TLSError, or a timeout or loss in phase "TLS handshake").
             self.streams = streams  # current already, so that an interruption aborts it
-            reader, writer = streams
             server_hostname = request.server_hostname or request.host
-            writer = await self._handshake(
-                reader, writer, server_hostname, request.verify, request.timeout
-            )
-            return reader, writer
+            await self._handshake(streams[1], server_hostname, request.verify, request.timeout)
         return streams
 
     async def _handshake(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        server_hostname: str,
-        verify: bool,
-        timeout: float | None,
-    ) -> asyncio.StreamWriter:
+        self, writer: asyncio.StreamWriter, name: str, verify: bool, timeout: float | None
+    ) -> None:
+        """Upgrade the stream to TLS in place (``StreamWriter.start_tls``)."""
         context = client_context(self.ssl_context, verify)
         try:
-            return await _within(timeout, _start_tls(reader, writer, context, server_hostname))
+            await _within(timeout, writer.start_tls(context, server_hostname=name))
         except (ssl.SSLError, ssl.CertificateError) as exc:
             writer.transport.abort()
-            raise handshake_refused(server_hostname, exc) from None
+            raise handshake_refused(name, exc) from None
         except TimeoutError:
             writer.transport.abort()
             raise SMTPTimeoutError(HANDSHAKE, timeout) from None
@@ -253,38 +240,9 @@ class _Driver:
 
 
 async def _within(timeout: float | None, awaitable: Awaitable[T]) -> T:
-    """Await ``awaitable`` for at most ``timeout`` seconds (``None``: no limit).
-
-    Raises the built-in ``TimeoutError`` on every supported Python version.
-    """
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(timeout):
-            return await awaitable
-    try:
-        return await asyncio.wait_for(awaitable, timeout)
-    except asyncio.TimeoutError:  # a distinct class before 3.11
-        raise TimeoutError from None
-
-
-async def _start_tls(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    context: ssl.SSLContext,
-    server_hostname: str,
-) -> asyncio.StreamWriter:
-    """Upgrade the stream to TLS; returns the writer to use from now on."""
-    if sys.version_info >= (3, 11):
-        await writer.start_tls(context, server_hostname=server_hostname)
-        return writer
-    # Python 3.10 has no StreamWriter.start_tls: wrap the transport, then a new writer over it.
-    loop = asyncio.get_running_loop()
-    protocol = writer.transport.get_protocol()
-    await writer.drain()
-    transport = await loop.start_tls(
-        writer.transport, protocol, context, server_hostname=server_hostname
-    )
-    assert transport is not None  # None only for a server-side upgrade that was refused
-    return asyncio.StreamWriter(transport, protocol, reader, loop)
+    """Await ``awaitable`` for at most ``timeout`` seconds (``None``: no limit)."""
+    async with asyncio.timeout(timeout):
+        return await awaitable
 
 
 async def deliver(

@@ -21,7 +21,6 @@ import dns.resolver
 from smtpproto import (
     Body,
     BodyType,
-    ConnectError,
     ConnectionLostError,
     DeliveryOptions,
     DeliveryReport,
@@ -60,10 +59,10 @@ from ._dns import resolve_sync
 from ._net import (
     HANDSHAKE,
     client_context,
+    connect_failed,
     connect_timed_out,
     handshake_refused,
     no_connection,
-    os_reason,
 )
 from .bodies import perform_body_request
 
@@ -318,7 +317,7 @@ class _Driver:
         except TimeoutError:
             raise connect_timed_out(request) from None
         except OSError as exc:
-            raise ConnectError(request.host, request.port, os_reason(exc)) from None
+            raise connect_failed(request, exc) from None
         if request.implicit_tls:
             server_hostname = request.server_hostname or request.host
             try:

@@ -20,7 +20,6 @@ import trio
 
 from smtpproto import (
     Body,
-    ConnectError,
     ConnectionLostError,
     DeliveryOptions,
     DeliveryReport,
@@ -51,6 +50,7 @@ from ._dns import resolve_async
 from ._net import (
     HANDSHAKE,
     client_context,
+    connect_failed,
     connect_timed_out,
     handshake_refused,
     no_connection,
@@ -188,7 +188,7 @@ class _Driver:
         except trio.TooSlowError:
             raise connect_timed_out(request) from None
         except OSError as exc:
-            raise ConnectError(request.host, request.port, _connect_reason(exc)) from None
+            raise connect_failed(request, exc, _connect_reason(exc)) from None
         if request.implicit_tls:
             self.stream = stream  # current already, so that an interruption closes it
             server_hostname = request.server_hostname or request.host

@@ -163,16 +163,23 @@ class TLSError(SMTPError):
 
 
 class ConnectError(SMTPError):
-    """No connection could be made (refused, unreachable, timed out)."""
+    """No connection could be made (the name did not resolve, refused, unreachable, timed out).
+
+    ``resolving``: the host name could not be resolved to an address.
+    """
 
     temporary = True
 
-    def __init__(self, host: str, port: int, reason: str, *, timed_out: bool = False) -> None:
-        super().__init__(f"cannot connect to {host} port {port}: {reason}")
+    def __init__(
+        self, host: str, port: int, reason: str, *, timed_out: bool = False, resolving: bool = False
+    ) -> None:
+        where = f"resolve {host}" if resolving else f"connect to {host} port {port}"
+        super().__init__(f"cannot {where}: {reason}")
         self.host = host
         self.port = port
         self.reason = reason
         self.timed_out = timed_out
+        self.resolving = resolving
 
 
 class SMTPTimeoutError(SMTPError):

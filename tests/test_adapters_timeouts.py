@@ -77,8 +77,8 @@ def test_a_failed_name_lookup_is_worded_from_its_code(
     monkeypatch.setattr(socket, "getaddrinfo", fail)
     with pytest.raises(ConnectError) as caught:
         adapter.connect("mx.example.invalid", 25, tls=TLSMode.NONE, timeout=Timeouts(connect=5.0))
-    assert str(caught.value) == f"cannot connect to mx.example.invalid port 25: {reason}"
-    assert caught.value.temporary and not caught.value.timed_out
+    assert str(caught.value) == f"cannot resolve mx.example.invalid: {reason}"
+    assert caught.value.resolving and caught.value.temporary and not caught.value.timed_out
 
 
 class StallingServer:

@@ -15,7 +15,6 @@ import struct
 import tempfile
 import threading
 import time
-import types
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -385,43 +384,6 @@ async def test_default_local_hostname_is_the_fqdn_trio_G5(
 
 
 # -- asyncio on Python 3.10 -------------------------------------------------------------------
-
-
-async def python_310_paths(
-    factory: SMTPServerFactory, tls: TLSMaterial, stalling: RawServer
-) -> None:
-    server = factory(starttls="offer")
-    async with asyncio_adapter.SMTPClient.connect(
-        server.host, server.port, ssl_context=tls.client_context(), local_hostname="me.test"
-    ) as client:
-        assert client.tls_verified
-        await client.send_message(MESSAGE, "a@example.org", ["b@example.org"])
-    assert server.wait_for_messages(1)[0].tls
-    async with asyncio_adapter.SMTPClient.connect(
-        *stalling.address,
-        tls=TLSMode.NONE,
-        local_hostname="me.test",
-        timeout=Timeouts(data_initiation=0.2),
-    ) as client:
-        with pytest.raises(SMTPTimeoutError) as caught:
-            await client.send_message(MESSAGE, "a@example.org", ["b@example.org"])
-        assert caught.value.phase == "DATA"
-
-
-def test_python_310_fallbacks_asyncio_C17(
-    smtp_server_factory: SMTPServerFactory,
-    tls_material: TLSMaterial,
-    raw_servers: Callable[..., RawServer],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The 3.10 code paths, run here by making the adapter see 3.10: STARTTLS through
-    ``loop.start_tls`` and a timeout (C17) through ``asyncio.wait_for``."""
-    monkeypatch.setattr(asyncio_adapter, "sys", types.SimpleNamespace(version_info=(3, 10, 0)))
-    # Since 3.11.5 a collected StreamWriter closes its transport; 3.10's does not, and the
-    # fallback drops the plain writer whose transport now carries the TLS one.
-    monkeypatch.delattr(asyncio.StreamWriter, "__del__", raising=False)
-    stalling = raw_servers(silent_after="RCPT")  # RCPT answered; DATA never is
-    asyncio.run(python_310_paths(smtp_server_factory, tls_material, stalling))
 
 
 # -- how the async drivers map I/O failures (their code differs from the blocking adapter's) --

@@ -116,6 +116,9 @@ def test_connect_error() -> None:
     )
     assert error.temporary
     assert not ConnectError("h", 1, "refused").timed_out
+    unresolved = ConnectError("h", 587, "name or service not known", resolving=True)
+    assert str(unresolved) == "cannot resolve h: name or service not known"
+    assert unresolved.resolving and unresolved.temporary
 
 
 def test_timeout_and_lost_connection() -> None:
