@@ -7,11 +7,10 @@ adapter supplies only the driver and its event loop's ways of cancelling and off
 from __future__ import annotations
 
 import abc
-import dataclasses
 import functools
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from smtpproto import (
     Body,
@@ -29,23 +28,12 @@ from smtpproto import (
 )
 from smtpproto.driver import Operation
 
-__all__ = ["AsyncDriver", "AsyncSMTPClient", "Connecting"]
+from ._async_driver import AsyncDriver
+
+__all__ = ["AsyncSMTPClient", "Connecting"]
 
 T = TypeVar("T")
 C = TypeVar("C", bound="AsyncSMTPClient")
-
-
-class AsyncDriver(Protocol):
-    """What an adapter's driver offers the client."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    async def run(self, op: Operation[T]) -> T: ...
-
-    async def drop(self) -> None: ...
-
-    async def abort(self) -> None: ...
 
 
 class AsyncSMTPClient(abc.ABC):
@@ -55,9 +43,7 @@ class AsyncSMTPClient(abc.ABC):
     """
 
     def __init__(self, options: SessionOptions | None = None, *, ssl_context: Any = None) -> None:
-        self._options = options or SessionOptions()
-        # socket.getfqdn() can block on DNS, so the default name is looked up in open().
-        self._session = Session(self._options)
+        self._session = Session(options)
         self._driver = self._make_driver(ssl_context)
 
     @classmethod
@@ -98,11 +84,6 @@ class AsyncSMTPClient(abc.ABC):
 
     @staticmethod
     @abc.abstractmethod
-    async def _fqdn() -> str:
-        """``socket.getfqdn()``, off the event loop."""
-
-    @staticmethod
-    @abc.abstractmethod
     def _is_cancellation(exc: BaseException | None) -> bool:
         """Whether ``exc`` is the event loop's cancellation."""
 
@@ -117,10 +98,6 @@ class AsyncSMTPClient(abc.ABC):
         server_hostname: str | None = None,
         verify: bool = True,
     ) -> Reply:
-        if self._options.local_hostname is None:
-            local_hostname = await self._fqdn()
-            self._options = dataclasses.replace(self._options, local_hostname=local_hostname)
-            self._session = Session(self._options)
         return await self._run(
             self._session.open(host, port, tls=tls, server_hostname=server_hostname, verify=verify)
         )

@@ -9,10 +9,9 @@ A client serves one task at a time.
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import dns.asyncresolver
@@ -23,29 +22,23 @@ from smtpproto import (
     DeliveryOptions,
     DeliveryReport,
     Relay,
-    SMTPError,
     SMTPTimeoutError,
     TLSMode,
     TLSPolicy,
     delivery,
 )
 from smtpproto.driver import (
-    Close,
     Connect,
     Operation,
     Receive,
     ReplyClock,
     Request,
-    ResolveAddresses,
-    ResolveMX,
-    RunConcurrently,
     Send,
     StartTLSHandshake,
-    drive_async,
 )
 
 from ._async_client import AsyncSMTPClient, Connecting
-from ._dns import resolve_async
+from ._async_driver import AsyncDriver
 from ._net import (
     HANDSHAKE,
     client_context,
@@ -54,7 +47,6 @@ from ._net import (
     handshake_refused,
     no_connection,
 )
-from .bodies import perform_body_request
 
 __all__ = ["Connecting", "Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
@@ -76,39 +68,28 @@ class SMTPClient(AsyncSMTPClient):
         return _Driver(ssl_context)
 
     @staticmethod
-    async def _fqdn() -> str:
-        return await asyncio.get_running_loop().run_in_executor(None, socket.getfqdn)
-
-    @staticmethod
     def _is_cancellation(exc: BaseException | None) -> bool:
         return isinstance(exc, asyncio.CancelledError)
 
 
-class _Driver:
-    """Performs the I/O requests of one operation after another over one connection at a time."""
+class _Driver(AsyncDriver):
+    """Performs the requests of one operation after another over one connection at a time."""
 
-    @property
-    def connected(self) -> bool:
-        return self.streams is not None
+    library = "asyncio"
 
     def __init__(
         self,
         ssl_context: ssl.SSLContext | None,
         resolver: dns.asyncresolver.Resolver | None = None,
     ) -> None:
-        self.ssl_context = ssl_context
-        self.resolver = resolver
+        super().__init__(ssl_context, resolver)
         self.clock = ReplyClock(time.monotonic)  # the clock of asyncio's default loops
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.wrote_last = False  # the last request was a Send
 
-    async def run(self, op: Operation[T]) -> T:
-        try:
-            return await drive_async(op, self.perform)
-        except BaseException as exc:
-            if not isinstance(exc, SMTPError):  # cancelled or failed mid-exchange: session lost
-                self.abort_now()
-            raise
+    @property
+    def connected(self) -> bool:
+        return self.streams is not None
 
     async def perform(self, request: Request) -> Any:
         if type(request) is Send:
@@ -139,46 +120,12 @@ class _Driver:
                 raise SMTPTimeoutError(request.phase, request.timeout) from None
             except OSError as exc:
                 raise ConnectionLostError(request.phase, str(exc)) from None
-        if isinstance(request, Connect):
-            self.abort_now()
-            self.streams = await self._connect(request)
-            return None
-        if isinstance(request, StartTLSHandshake):
-            # The plain stream stays current until the handshake is done: an interruption
-            # (cancellation) then aborts it like any other.
-            writer = self._streams("STARTTLS")[1]
-            await self._handshake(writer, request.server_hostname, request.verify, request.timeout)
-            return None
-        if isinstance(request, Close):
-            if request.graceful:  # QUIT was answered: a TLS close_notify is worth it
-                await self.drop()
-            else:
-                self.abort_now()
-            return None
-        if isinstance(request, (ResolveMX, ResolveAddresses)):
-            return await resolve_async(self.resolver, request, "asyncio")
-        if isinstance(request, RunConcurrently):
-            limit = asyncio.Semaphore(request.limit)
-            return list(
-                await asyncio.gather(*(self._run_apart(op, limit) for op in request.operations))
-            )
-        assert not isinstance(request, (Send, Receive))  # served first, by exact type
-        # Reading a file or a pipe may block: off the event loop.
-        return await asyncio.to_thread(perform_body_request, request)
+        return await super().perform(request)
 
-    async def _run_apart(self, op: Operation[T], limit: asyncio.Semaphore) -> T:
-        """Run ``op`` on a connection of its own, once ``limit`` lets it."""
-        async with limit:
-            driver = _Driver(self.ssl_context, self.resolver)
-            try:
-                return await driver.run(op)
-            finally:
-                await driver.drop()
-
-    async def _connect(self, request: Connect) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def connect(self, request: Connect) -> None:
         try:
             # Tries every address the name resolves to, IPv6 and IPv4, racing them (RFC 8305).
-            streams = await _within(
+            self.streams = await _within(
                 request.timeout,
                 asyncio.open_connection(
                     request.host, request.port, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY
@@ -191,10 +138,14 @@ class _Driver:
         if request.implicit_tls:
             # The TLS handshake is a step of its own, as for STARTTLS: its failures are the
             # handshake's (TLSError, or a timeout or loss in phase "TLS handshake").
-            self.streams = streams  # current already, so that an interruption aborts it
-            server_hostname = request.server_hostname or request.host
-            await self._handshake(streams[1], server_hostname, request.verify, request.timeout)
-        return streams
+            name = request.server_hostname or request.host
+            await self._handshake(self.streams[1], name, request.verify, request.timeout)
+
+    async def start_tls(self, request: StartTLSHandshake) -> None:
+        # The plain stream stays current until the handshake is done: an interruption
+        # (cancellation) then aborts it like any other.
+        writer = self._streams("STARTTLS")[1]
+        await self._handshake(writer, request.server_hostname, request.verify, request.timeout)
 
     async def _handshake(
         self, writer: asyncio.StreamWriter, name: str, verify: bool, timeout: float | None
@@ -219,7 +170,6 @@ class _Driver:
         return self.streams
 
     async def drop(self) -> None:
-        """Close gracefully (a TLS close_notify may need a round trip), abort if that stalls."""
         streams, self.streams = self.streams, None
         if streams is not None:
             writer = streams[1]
@@ -230,13 +180,21 @@ class _Driver:
                 writer.transport.abort()
 
     async def abort(self) -> None:
-        self.abort_now()
-
-    def abort_now(self) -> None:
-        """Close at once, without waiting: for cancellation and unexpected errors."""
         streams, self.streams = self.streams, None
         if streams is not None:
-            streams[1].transport.abort()
+            streams[1].transport.abort()  # closes on the loop's next iteration
+
+    async def in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(function, *args)
+
+    async def run_concurrently(self, operations: Sequence[Operation[Any]], limit: int) -> list[Any]:
+        semaphore = asyncio.Semaphore(limit)
+
+        async def run(op: Operation[T]) -> T:
+            async with semaphore:
+                return await self.run_apart(op)
+
+        return list(await asyncio.gather(*(run(op) for op in operations)))
 
 
 async def _within(timeout: float | None, awaitable: Awaitable[T]) -> T:
@@ -261,10 +219,5 @@ async def deliver(
     ``resolver`` (a ``dns.asyncresolver.Resolver``) lets tests point delivery at a local DNS
     server.
     """
-    options = options or DeliveryOptions()
-    if options.session.local_hostname is None:
-        options = options.named(
-            await asyncio.get_running_loop().run_in_executor(None, socket.getfqdn)
-        )
     operation = delivery(message, sender, recipients, relay=relay, options=options)
     return await _Driver(ssl_context, resolver).run(operation)

@@ -8,34 +8,22 @@ enforced with ``settimeout``.
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import socket
 import ssl
 import time
-from collections.abc import Iterable, Sequence
-from types import TracebackType
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import dns.resolver
 
 from smtpproto import (
     Body,
-    BodyType,
     ConnectionLostError,
     DeliveryOptions,
     DeliveryReport,
-    Extensions,
-    NotifyCondition,
-    RecipientResult,
     Relay,
-    Reply,
-    SendOptions,
-    SendResult,
-    Session,
-    SessionOptions,
     SMTPError,
     SMTPTimeoutError,
-    Timeouts,
     TLSMode,
     TLSPolicy,
     delivery,
@@ -43,6 +31,7 @@ from smtpproto import (
 from smtpproto.driver import (
     Close,
     Connect,
+    LocalHostname,
     Operation,
     Receive,
     ReplyClock,
@@ -64,6 +53,7 @@ from ._net import (
     handshake_refused,
     no_connection,
 )
+from ._sync_client import SyncSMTPClient
 from .bodies import perform_body_request
 
 __all__ = ["Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
@@ -72,166 +62,14 @@ T = TypeVar("T")
 RECEIVE_SIZE = 1 << 16
 
 
-class SMTPClient:
+class SMTPClient(SyncSMTPClient):
     """A blocking SMTP client.  Use :meth:`connect`, then the methods below, in a ``with`` block.
 
     Leaving the block sends QUIT and closes the connection.
     """
 
-    def __init__(
-        self, options: SessionOptions | None = None, *, ssl_context: ssl.SSLContext | None = None
-    ) -> None:
-        options = options or SessionOptions()
-        if options.local_hostname is None:
-            options = dataclasses.replace(options, local_hostname=socket.getfqdn())
-        self._session = Session(options)
-        self._driver = _Driver(ssl_context)
-
-    @classmethod
-    def connect(
-        cls,
-        host: str,
-        port: int | None = None,
-        *,
-        tls: TLSMode = TLSMode.STARTTLS,
-        server_hostname: str | None = None,
-        verify: bool = True,
-        timeout: float | Timeouts | None = None,
-        local_hostname: str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        options: SessionOptions | None = None,
-    ) -> SMTPClient:
-        """Connect to ``host`` and open the session (greeting, EHLO, TLS as ``tls`` says).
-
-        ``port`` defaults to 465 for implicit TLS, 587 for STARTTLS, else 25.  ``timeout``
-        (seconds for every phase, or :class:`~smtpproto.Timeouts`) overrides that of
-        ``options``.
-        """
-        client = cls(
-            (options or SessionOptions()).updated(timeout=timeout, local_hostname=local_hostname),
-            ssl_context=ssl_context,
-        )
-        client.open(host, port, tls=tls, server_hostname=server_hostname, verify=verify)
-        return client
-
-    # -- the seed's operations -----------------------------------------------------------------
-
-    def open(
-        self,
-        host: str,
-        port: int | None = None,
-        *,
-        tls: TLSMode = TLSMode.STARTTLS,
-        server_hostname: str | None = None,
-        verify: bool = True,
-    ) -> Reply:
-        return self._run(
-            self._session.open(host, port, tls=tls, server_hostname=server_hostname, verify=verify)
-        )
-
-    def authenticate(
-        self,
-        username: str,
-        password: str | None = None,
-        *,
-        token: str | None = None,
-        mechanism: str | None = None,
-        allow_cleartext: bool = False,
-    ) -> Reply:
-        return self._run(
-            self._session.authenticate(
-                username,
-                password,
-                token=token,
-                mechanism=mechanism,
-                allow_cleartext=allow_cleartext,
-            )
-        )
-
-    def send_message(
-        self,
-        message: Body,
-        sender: str | None = None,
-        recipients: Iterable[str] | None = None,
-        *,
-        options: SendOptions | None = None,
-    ) -> SendResult:
-        return self._run(self._session.send_message(message, sender, recipients, options=options))
-
-    def create_message(
-        self,
-        sender: str,
-        *,
-        size: int | None = None,
-        body: BodyType | None = None,
-        smtputf8: bool | None = None,
-        options: SendOptions | None = None,
-    ) -> Reply:
-        op = self._session.create_message(
-            sender, size=size, body=body, smtputf8=smtputf8, options=options
-        )
-        return self._run(op)
-
-    def add_recipient(
-        self,
-        recipient: str,
-        *,
-        notify: Sequence[NotifyCondition] | None = None,
-        orcpt: str | None = None,
-    ) -> RecipientResult:
-        return self._run(self._session.add_recipient(recipient, notify=notify, orcpt=orcpt))
-
-    def append_message(self, content: Body) -> None:
-        self._run(self._session.append_message(content))
-
-    def close_message(self) -> SendResult:
-        return self._run(self._session.close_message())
-
-    def reset(self) -> Reply:
-        return self._run(self._session.reset())
-
-    def noop(self) -> Reply:
-        return self._run(self._session.noop())
-
-    def verify(self, address: str) -> Reply:
-        return self._run(self._session.verify(address))
-
-    def disconnect(self) -> None:
-        """QUIT and close.  Safe to call more than once."""
-        try:
-            self._run(self._session.quit())
-        finally:
-            self._drop()
-
-    @property
-    def extensions(self) -> Extensions:
-        return self._session.extensions
-
-    @property
-    def tls_active(self) -> bool:
-        return self._session.tls_active
-
-    @property
-    def tls_verified(self) -> bool:
-        return self._session.tls_verified
-
-    def __enter__(self) -> SMTPClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.disconnect()
-
-    def _run(self, op: Operation[T]) -> T:
-        return self._driver.run(op)
-
-    def _drop(self) -> None:
-        self._driver.drop()
-        self._session.connection_lost()
+    def _make_driver(self, ssl_context: ssl.SSLContext | None) -> _Driver:
+        return _Driver(ssl_context)
 
 
 class _Driver:
@@ -293,6 +131,8 @@ class _Driver:
             return None
         if isinstance(request, (ResolveMX, ResolveAddresses)):
             return resolve_sync(self.resolver, request)
+        if isinstance(request, LocalHostname):
+            return socket.getfqdn()
         if isinstance(request, RunConcurrently):
             with concurrent.futures.ThreadPoolExecutor(request.limit) as pool:
                 return list(pool.map(self._run_apart, request.operations))
@@ -370,8 +210,5 @@ def deliver(
     Domains are delivered by up to ``options.concurrency`` threads.  ``resolver`` (a
     ``dns.resolver.Resolver``) lets tests point delivery at a local DNS server.
     """
-    options = options or DeliveryOptions()
-    if options.session.local_hostname is None:
-        options = options.named(socket.getfqdn())
     operation = delivery(message, sender, recipients, relay=relay, options=options)
     return _Driver(ssl_context, resolver).run(operation)

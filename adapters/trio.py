@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import dns.asyncresolver
@@ -24,29 +23,23 @@ from smtpproto import (
     DeliveryOptions,
     DeliveryReport,
     Relay,
-    SMTPError,
     SMTPTimeoutError,
     TLSMode,
     TLSPolicy,
     delivery,
 )
 from smtpproto.driver import (
-    Close,
     Connect,
     Operation,
     Receive,
     ReplyClock,
     Request,
-    ResolveAddresses,
-    ResolveMX,
-    RunConcurrently,
     Send,
     StartTLSHandshake,
-    drive_async,
 )
 
 from ._async_client import AsyncSMTPClient, Connecting
-from ._dns import resolve_async
+from ._async_driver import AsyncDriver
 from ._net import (
     HANDSHAKE,
     client_context,
@@ -56,7 +49,6 @@ from ._net import (
     no_connection,
     os_reason,
 )
-from .bodies import perform_body_request
 
 __all__ = ["Connecting", "Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
@@ -80,38 +72,27 @@ class SMTPClient(AsyncSMTPClient):
         return _Driver(ssl_context)
 
     @staticmethod
-    async def _fqdn() -> str:
-        return await trio.to_thread.run_sync(socket.getfqdn)
-
-    @staticmethod
     def _is_cancellation(exc: BaseException | None) -> bool:
         return isinstance(exc, trio.Cancelled)
 
 
-class _Driver:
-    """Performs the I/O requests of one operation after another over one stream at a time."""
+class _Driver(AsyncDriver):
+    """Performs the requests of one operation after another over one stream at a time."""
 
-    @property
-    def connected(self) -> bool:
-        return self.stream is not None
+    library = "trio"
 
     def __init__(
         self,
         ssl_context: ssl.SSLContext | None,
         resolver: dns.asyncresolver.Resolver | None = None,
     ) -> None:
-        self.ssl_context = ssl_context
-        self.resolver = resolver
+        super().__init__(ssl_context, resolver)
         self.clock = ReplyClock(trio.current_time)
         self.stream: trio.abc.Stream | None = None
 
-    async def run(self, op: Operation[T]) -> T:
-        try:
-            return await drive_async(op, self.perform)
-        except BaseException as exc:
-            if not isinstance(exc, SMTPError):  # cancelled or failed mid-exchange: session lost
-                await self.abort()
-            raise
+    @property
+    def connected(self) -> bool:
+        return self.stream is not None
 
     async def perform(self, request: Request) -> Any:
         # Sends and receives use a bare CancelScope: fail_after's two context-manager layers
@@ -135,54 +116,13 @@ class _Driver:
                 raise ConnectionLostError(request.phase, _detail(exc)) from None
             # Reached only when the scope's own deadline cancelled the receive.
             raise SMTPTimeoutError(request.phase, request.timeout)
-        if isinstance(request, Connect):
-            await self.abort()
-            self.stream = await self._connect(request)
-            return None
-        if isinstance(request, StartTLSHandshake):
-            # The plain stream stays current until the handshake is done: an interruption
-            # (cancellation) then closes it like any other.
-            self.stream = await self._handshake(
-                self._stream("STARTTLS"), request.server_hostname, request.verify, request.timeout
-            )
-            return None
-        if isinstance(request, Close):
-            if request.graceful:  # QUIT was answered: a TLS close_notify is worth it
-                await self.drop()
-            else:
-                await self.abort()
-            return None
-        if isinstance(request, (ResolveMX, ResolveAddresses)):
-            return await resolve_async(self.resolver, request, "trio")
-        if isinstance(request, RunConcurrently):
-            return await self._run_concurrently(request)
-        assert not isinstance(request, (Send, Receive))  # served first, by exact type
-        # Reading a file or a pipe may block: off the event loop.
-        return await trio.to_thread.run_sync(perform_body_request, request)
+        return await super().perform(request)
 
-    async def _run_concurrently(self, request: RunConcurrently) -> list[Any]:
-        """Each operation on a connection of its own, in a nursery, ``limit`` at a time."""
-        limiter = trio.CapacityLimiter(request.limit)
-        results: list[Any] = [None] * len(request.operations)
-
-        async def run(index: int, op: Operation[Any]) -> None:
-            async with limiter:
-                driver = _Driver(self.ssl_context, self.resolver)
-                try:
-                    results[index] = await driver.run(op)
-                finally:
-                    await driver.drop()
-
-        async with trio.open_nursery() as nursery:
-            for index, op in enumerate(request.operations):
-                nursery.start_soon(run, index, op)
-        return results
-
-    async def _connect(self, request: Connect) -> trio.abc.Stream:
+    async def connect(self, request: Connect) -> None:
         try:
             # Tries every address the name resolves to, IPv6 and IPv4, racing them (RFC 8305).
             with _deadline(request.timeout):
-                stream = await trio.open_tcp_stream(
+                self.stream = await trio.open_tcp_stream(
                     request.host, request.port, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY
                 )
         except trio.TooSlowError:
@@ -190,16 +130,21 @@ class _Driver:
         except OSError as exc:
             raise connect_failed(request, exc, _connect_reason(exc)) from None
         if request.implicit_tls:
-            self.stream = stream  # current already, so that an interruption closes it
-            server_hostname = request.server_hostname or request.host
-            return await self._handshake(stream, server_hostname, request.verify, request.timeout)
-        return stream
+            name = request.server_hostname or request.host
+            self.stream = await self._handshake(self.stream, name, request.verify, request.timeout)
+
+    async def start_tls(self, request: StartTLSHandshake) -> None:
+        # The plain stream stays current until the handshake is done: an interruption
+        # (cancellation) then closes it like any other.
+        self.stream = await self._handshake(
+            self._stream("STARTTLS"), request.server_hostname, request.verify, request.timeout
+        )
 
     async def _handshake(
-        self, stream: trio.abc.Stream, server_hostname: str, verify: bool, timeout: float | None
+        self, stream: trio.abc.Stream, name: str, verify: bool, timeout: float | None
     ) -> trio.abc.Stream:
         context = client_context(self.ssl_context, verify)
-        tls_stream = trio.SSLStream(stream, context, server_hostname=server_hostname)
+        tls_stream = trio.SSLStream(stream, context, server_hostname=name)
         try:
             with _deadline(timeout):
                 await tls_stream.do_handshake()
@@ -210,7 +155,7 @@ class _Driver:
             await trio.aclose_forcefully(tls_stream)
             # trio wraps the ssl module's error; anything else broke the connection itself.
             if isinstance(exc.__cause__, ssl.SSLError):
-                raise handshake_refused(server_hostname, exc.__cause__) from None
+                raise handshake_refused(name, exc.__cause__) from None
             raise ConnectionLostError(HANDSHAKE, _detail(exc)) from None
         return tls_stream
 
@@ -220,7 +165,6 @@ class _Driver:
         return self.stream
 
     async def drop(self) -> None:
-        """Close gracefully (TLS sends close_notify), forcefully if that stalls."""
         stream, self.stream = self.stream, None
         if stream is not None:
             # aclose() closes the stream even when cut short, so the grace needs no fallback.
@@ -228,10 +172,25 @@ class _Driver:
                 await stream.aclose()
 
     async def abort(self) -> None:
-        """Close at once: for cancellation and unexpected errors."""
         stream, self.stream = self.stream, None
         if stream is not None:
             await trio.aclose_forcefully(stream)
+
+    async def in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        return await trio.to_thread.run_sync(function, *args)
+
+    async def run_concurrently(self, operations: Sequence[Operation[Any]], limit: int) -> list[Any]:
+        limiter = trio.CapacityLimiter(limit)
+        results: list[Any] = [None] * len(operations)
+
+        async def run(index: int, op: Operation[Any]) -> None:
+            async with limiter:
+                results[index] = await self.run_apart(op)
+
+        async with trio.open_nursery() as nursery:
+            for index, op in enumerate(operations):
+                nursery.start_soon(run, index, op)
+        return results
 
 
 def _scope(timeout: float | None) -> trio.CancelScope:
@@ -272,8 +231,5 @@ async def deliver(
     ``resolver`` (a ``dns.asyncresolver.Resolver``) lets tests point delivery at a local DNS
     server.
     """
-    options = options or DeliveryOptions()
-    if options.session.local_hostname is None:
-        options = options.named(await trio.to_thread.run_sync(socket.getfqdn))
     operation = delivery(message, sender, recipients, relay=relay, options=options)
     return await _Driver(ssl_context, resolver).run(operation)

@@ -51,7 +51,7 @@ from ._options import SessionOptions, TLSMode
 from ._state import State, kind_of
 from ._transcript import log_reply, log_sent, transcript_enabled
 from ._wire import COMMAND_LINE_LIMIT, auth_line
-from .driver import Close, Connect, Operation, Receive, Send, StartTLSHandshake
+from .driver import Close, Connect, LocalHostname, Operation, Receive, Send, StartTLSHandshake
 
 __all__ = ["DEFAULT_PORTS", "FATAL_ERRORS", "HELO_FALLBACK_CODES", "Channel"]
 
@@ -79,6 +79,8 @@ class Channel(abc.ABC):
 
     def __init__(self, options: SessionOptions | None = None) -> None:
         self.options = options = options or SessionOptions()
+        # Without a name, the first open() asks the driver for this machine's (LocalHostname).
+        self._named = options.local_hostname is not None
         self._conn_options: dict[str, Any] = {
             "local_hostname": options.local_hostname or "localhost",
             "lmtp": options.lmtp,
@@ -236,6 +238,9 @@ class Channel(abc.ABC):
         self, host: str, port: int | None, tls: TLSMode, server_hostname: str | None, verify: bool
     ) -> Operation[Reply]:
         implicit = tls is TLSMode.IMPLICIT
+        if not self._named:
+            self._conn_options["local_hostname"] = yield LocalHostname()
+            self._named, self._conn_unused = True, False
         if implicit or not self._conn_unused:
             self.conn = ClientConnection(tls=implicit, **self._conn_options)
         self._conn_unused = False

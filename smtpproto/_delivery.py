@@ -32,7 +32,7 @@ from ._options import SendOptions, SessionOptions, TLSMode
 from ._report import AttemptRecord, DeliveryReport, RecipientOutcome, Status
 from ._results import SendResult
 from ._session import Session
-from .driver import Operation, ResolveAddresses, ResolveMX, RunConcurrently
+from .driver import LocalHostname, Operation, ResolveAddresses, ResolveMX, RunConcurrently
 from .mx import (
     DEFAULT_ADDRESS_LIMIT,
     DEFAULT_MX_PORT,
@@ -392,6 +392,8 @@ class DeliveryJob:
         """The whole delivery as one operation: the body checked, then the operations of
         :meth:`operations` run by the driver, as many at once as the options allow."""
         yield from self.prepare()
+        if self.options.session.local_hostname is None:  # asked once, for every session
+            self.options = self.options.named((yield LocalHostname()))
         operations = tuple(self.operations())
         results = yield RunConcurrently(operations, self.parallelism(self.options.concurrency))
         return self.report(results)

@@ -95,7 +95,7 @@ class Timeouts:
 class SessionOptions:
     """How a session behaves, whatever drives it."""
 
-    #: The name said in EHLO; ``None``: the adapters ask ``socket.getfqdn()``.
+    #: The name said in EHLO; ``None``: this machine's (the driver's ``LocalHostname``).
     local_hostname: str | None = None
     #: A number of seconds for every phase, or :class:`Timeouts` phase by phase.
     timeout: float | Timeouts = field(default_factory=Timeouts)

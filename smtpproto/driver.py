@@ -32,6 +32,7 @@ __all__ = [
     "Close",
     "CloseBody",
     "Connect",
+    "LocalHostname",
     "OpenBody",
     "OpenedBody",
     "Operation",
@@ -126,6 +127,12 @@ class Close:
 # -- DNS -----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class LocalHostname:
+    """This machine's name for EHLO, when the caller gave none: ``socket.getfqdn()``, which may
+    ask DNS (so an event loop's driver runs it in a worker thread); the result is a ``str``."""
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class ResolveMX:
@@ -214,6 +221,7 @@ Request = (
     | Close
     | ResolveMX
     | ResolveAddresses
+    | LocalHostname
     | OpenBody
     | ReadBody
     | CloseBody

@@ -54,6 +54,15 @@ def test_selectors_driver_delivers_to_postfix_over_starttls(
 ) -> None:
     postfix_server.clear_mailboxes()
     recipients = ["alice@postfix.test", "bob@postfix.test", "carol@postfix.test"]
+    try:
+        check_delivery(postfix_server, tls_material, recipients)
+    finally:
+        postfix_server.clear_mailboxes()  # the instance is shared by the whole session
+
+
+def check_delivery(
+    postfix_server: PostfixInstance, tls_material: TLSMaterial, recipients: list[str]
+) -> None:
     results = _example().send_all(
         *postfix_server.address,
         tls_material.client_context(),

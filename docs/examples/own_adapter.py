@@ -19,6 +19,8 @@ class SocketDriver:
         """Do one request; a failure becomes the smtpproto error the operation expects."""
         if isinstance(request, d.OpenBody | d.ReadBody | d.CloseBody):  # a path, a file, a stream
             return perform_body_request(request)
+        if isinstance(request, d.LocalHostname):  # the name for EHLO, none having been given
+            return socket.getfqdn()
         phase = getattr(request, "phase", "TLS handshake")
         try:
             return self.do(request)
