@@ -32,9 +32,9 @@ from pathlib import Path
 # Run from a checkout without installing: make the repository root importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from smtpproto._encoder import BodyInspector, DataEncoder
-from smtpproto._receivebuffer import ReceiveBuffer
-from smtpproto._replies import ReplyAssembler
+from smtpproto._wire.encoder import BodyInspector, DataEncoder
+from smtpproto._wire.receivebuffer import ReceiveBuffer
+from smtpproto._wire.replies import ReplyAssembler
 
 CHUNK = 64 * 1024
 MIB = 1024 * 1024

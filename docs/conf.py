@@ -74,7 +74,7 @@ class StateDiagramDirective(_GeneratedDirective):
     def generate(self) -> list[str]:
         return [
             ".. graphviz::",
-            "   :caption: The client state machine, drawn from smtpproto._state at build time.",
+            "   :caption: The client state machine, drawn from its tables at build time.",
             "   :alt: State diagram of the SMTP client protocol machine",
             "",
             *_indented(dot_source()),

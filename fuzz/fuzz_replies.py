@@ -51,7 +51,7 @@ with atheris.instrument_imports(include=["smtpproto"]):
         StartTLS,
         Vrfy,
     )
-    from smtpproto._state import GROUP_CONTINUABLE, SEND_TRANSITIONS, kind_of
+    from smtpproto._machine.state import GROUP_CONTINUABLE, SEND_TRANSITIONS, kind_of
 
 GREETING = b"220 mx.example.net ESMTP\r\n"
 # Optional EHLO keywords, one per bit of the flags byte (bit 7 selects LMTP).

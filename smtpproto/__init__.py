@@ -1,14 +1,22 @@
 """smtpproto: a sans-I/O SMTP client.
 
 The protocol machine (:class:`ClientConnection`) turns server bytes into events and commands into
-bytes; it never touches a socket, clock or resolver.  Adapters in :mod:`smtpproto.adapters` drive
-it over blocking sockets, asyncio or trio.
+bytes; it never touches a socket, clock or resolver.  The core is in layers that import only
+downwards: ``_wire`` (bytes and values), ``_machine`` (the state tables and the connection),
+``_operations`` (the policy, as operations; the public :mod:`smtpproto.driver` runs them) and
+``_delivery`` (MX walking and reports).  Adapters in :mod:`smtpproto.adapters` drive it over
+blocking sockets, asyncio or trio; :mod:`smtpproto.cli` is the command line on top.
 """
 
-from ._connection import NEED_DATA, PAUSED, ClientConnection, Sentinel, UnexpectedReplyCode
-from ._delivery import DeliveryOptions, Relay, TLSPolicy, delivery
-from ._encoder import BodyInspector, CRLFNormalizer, DataEncoder
-from ._errors import (
+from ._delivery.policy import DeliveryOptions, Relay, TLSPolicy, delivery
+from ._delivery.report import AttemptRecord, DeliveryReport, RecipientOutcome
+from ._machine.connection import NEED_DATA, PAUSED, ClientConnection, Sentinel, UnexpectedReplyCode
+from ._machine.state import State
+from ._operations.message import Body, OutgoingMessage, prepare_message
+from ._operations.options import SendOptions, SessionOptions, Timeouts, TLSMode
+from ._operations.session import Session
+from ._wire.encoder import BodyInspector, CRLFNormalizer, DataEncoder
+from ._wire.errors import (
     AuthenticationError,
     AuthNotSupported,
     BodyReadError,
@@ -31,7 +39,7 @@ from ._errors import (
     TLSError,
     TLSRequiredError,
 )
-from ._events import (
+from ._wire.events import (
     Auth,
     AuthResponse,
     Bdat,
@@ -54,16 +62,11 @@ from ._events import (
     StartTLS,
     Vrfy,
 )
-from ._extensions import Extensions, parse_ehlo
-from ._limits import Limits
-from ._message import Body, OutgoingMessage, prepare_message
-from ._options import SendOptions, SessionOptions, Timeouts, TLSMode
-from ._replies import EnhancedStatus
-from ._report import AttemptRecord, DeliveryReport, RecipientOutcome
-from ._results import RecipientResult, SendResult
-from ._session import Session
-from ._state import State
-from ._xtext import xtext_decode, xtext_encode
+from ._wire.extensions import Extensions, parse_ehlo
+from ._wire.limits import Limits
+from ._wire.replies import EnhancedStatus
+from ._wire.results import RecipientResult, SendResult
+from ._wire.xtext import xtext_decode, xtext_encode
 
 __all__ = [
     "NEED_DATA",

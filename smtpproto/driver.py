@@ -24,8 +24,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TypeVar
 
-from ._errors import SMTPError
-from ._frozen import fast_init
+from ._wire.errors import SMTPError
+from ._wire.frozen import fast_init
 
 __all__ = [
     "BodyStream",

@@ -13,7 +13,7 @@ import random
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from ._addresses import ehlo_domain
+from ._wire.addresses import ehlo_domain
 
 __all__ = [
     "Attempt",

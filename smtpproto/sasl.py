@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from ._sasl_base import (
+from ._wire.sasl_base import (
     Mechanism,
     SASLError,
     ServerNotAuthenticated,
@@ -35,7 +35,7 @@ from ._sasl_base import (
     _reject_challenge,
     saslprep,
 )
-from ._scram import (
+from ._wire.scram import (
     DEFAULT_MAX_ITERATIONS,
     DEFAULT_MIN_ITERATIONS,
     ScramMechanism,

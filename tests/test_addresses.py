@@ -1,4 +1,4 @@
-"""Tests for smtpproto._addresses: mailbox, domain and free-text validation (C1, C2, C8, C9,
+"""Tests for smtpproto._wire.addresses: mailbox, domain and free-text validation (C1, C2, C8, C9,
 C20, C21, G5, S1)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtpproto._addresses import (
+from smtpproto._wire.addresses import (
     MAX_DOMAIN_OCTETS,
     MAX_LOCAL_PART_OCTETS,
     MAX_PATH_OCTETS,

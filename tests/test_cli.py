@@ -14,6 +14,7 @@ import json
 import os
 import pty
 import re
+import runpy
 import shutil
 import signal
 import socket
@@ -33,8 +34,8 @@ from tests.servers.postfix import PostfixInstance
 from tests.servers.tls import TLSMaterial
 
 if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (package-dir mapping)
-    from adapters import cli
-    from adapters.cli_common import (
+    import cli.commands as cli
+    from cli.common import (
         EXIT_OK,
         EXIT_TEMPFAIL,
         EXIT_UNAVAILABLE,
@@ -45,10 +46,10 @@ if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (package-dir mapping)
         parse_endpoint,
         use_color,
     )
-    from adapters.cli_demo import DEMO_PASSWORD
+    from cli.demo import DEMO_PASSWORD
 else:
-    from smtpproto.adapters import cli
-    from smtpproto.adapters.cli_common import (
+    import smtpproto.cli.commands as cli
+    from smtpproto.cli.common import (
         EXIT_OK,
         EXIT_TEMPFAIL,
         EXIT_UNAVAILABLE,
@@ -59,7 +60,7 @@ else:
         parse_endpoint,
         use_color,
     )
-    from smtpproto.adapters.cli_demo import DEMO_PASSWORD
+    from smtpproto.cli.demo import DEMO_PASSWORD
 
 REPO = Path(__file__).resolve().parent.parent
 USER, PASSWORD = "carol", "s3cret-Pa55word"
@@ -73,7 +74,7 @@ def run_cli(
     environment = {k: v for k, v in os.environ.items() if k not in (PASSWORD_ENV, "NO_COLOR")}
     environment.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "smtpproto", *args],
+        [sys.executable, "-m", "smtpproto.cli", *args],
         capture_output=True,
         text=True,
         input=stdin,
@@ -130,7 +131,7 @@ def run_in_terminal(*args: str) -> tuple[int, str]:
     controller, terminal = pty.openpty()
     environment = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "smtpproto", *args],
+        [sys.executable, "-m", "smtpproto.cli", *args],
         stdin=subprocess.DEVNULL,
         stdout=terminal,
         stderr=terminal,
@@ -403,7 +404,7 @@ def test_ctrl_c_mid_body_exits_130(tmp_path: Path) -> None:
     server = StallingServer()
     environment = {k: v for k, v in os.environ.items() if k != PASSWORD_ENV}
     process = subprocess.Popen(
-        [sys.executable, "-m", "smtpproto", "send", "--from", "a@x.test", "--to", "b@x.test",
+        [sys.executable, "-m", "smtpproto.cli", "send", "--from", "a@x.test", "--to", "b@x.test",
          "--server", f"127.0.0.1:{server.port}", "--tls", "none", "--body", str(body),
          "--progress", "always", "--plain"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -721,3 +722,15 @@ def test_send_through_postfix_per_recipient_results(
     }
     (message,) = postfix_server.wait_for_messages("alice")
     assert b"Subject: smtpproto test message" in message
+
+
+def test_python_dash_m_smtpproto_cli_runs_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command line is a package of its own, above the adapters: ``python -m smtpproto.cli``
+    (the core has no ``__main__``, which would make it import the command line)."""
+    monkeypatch.setattr(sys, "argv", ["smtpproto", "--help"])
+    with pytest.raises(SystemExit) as caught:
+        runpy.run_module("smtpproto.cli", run_name="__main__")
+    assert caught.value.code == 0
+    assert "demo" in capsys.readouterr().out

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (package-dir mapping)
-    from adapters.cli_common import UsageError
-    from adapters.cli_headers import Syntax, addresses, check_field_name, check_text
-    from adapters.cli_message import envelope_address, parse_header
+    from cli.common import UsageError
+    from cli.headers import Syntax, addresses, check_field_name, check_text
+    from cli.message import envelope_address, parse_header
 else:
-    from smtpproto.adapters.cli_common import UsageError
-    from smtpproto.adapters.cli_headers import Syntax, addresses, check_field_name, check_text
-    from smtpproto.adapters.cli_message import envelope_address, parse_header
+    from smtpproto.cli.common import UsageError
+    from smtpproto.cli.headers import Syntax, addresses, check_field_name, check_text
+    from smtpproto.cli.message import envelope_address, parse_header
 
 
 @pytest.mark.parametrize("name", ["X-Note", "Cc", "x_y.z!#$%&'*+-/=?^`{|}~", "In-Reply-To"])

@@ -38,7 +38,7 @@ from smtpproto import (
     UnexpectedReplyCode,
     Vrfy,
 )
-from smtpproto._state import (
+from smtpproto._machine.state import (
     LMTP_REPLY_TRANSITIONS,
     REPLY_TRANSITIONS,
     SEND_TRANSITIONS,

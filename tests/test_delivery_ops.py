@@ -36,9 +36,9 @@ from smtpproto import (
     TLSPolicy,
     driver,
 )
-from smtpproto._delivery import DeliveryJob, deliver_domain, deliver_relay, group_by_domain
-from smtpproto._message import prepare_message
-from smtpproto._report import RecipientOutcome
+from smtpproto._delivery.policy import DeliveryJob, deliver_domain, deliver_relay, group_by_domain
+from smtpproto._delivery.report import RecipientOutcome
+from smtpproto._operations.message import prepare_message
 from smtpproto.driver import (
     Close,
     CloseBody,

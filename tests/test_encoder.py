@@ -1,4 +1,4 @@
-"""Tests for smtpproto._encoder: CRLF normalisation, DATA dot-stuffing, body inspection.
+"""Tests for smtpproto._wire.encoder: CRLF normalisation, DATA dot-stuffing, body inspection.
 
 Exact-bytes unit tests pin the wire format; hypothesis properties check that the output does not
 depend on chunking and matches a deliberately naive reference written here.
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smtpproto._encoder import MAX_TEXT_LINE, BodyInspector, CRLFNormalizer, DataEncoder
+from smtpproto._wire.encoder import MAX_TEXT_LINE, BodyInspector, CRLFNormalizer, DataEncoder
 
 # --- naive references -------------------------------------------------------------------------
 

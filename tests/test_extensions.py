@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtpproto._extensions import Extensions, parse_ehlo
+from smtpproto._wire.extensions import Extensions, parse_ehlo
 
 POSTFIX_EHLO = [
     "mx.example.net",

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtpproto._errors import RemoteProtocolError
-from smtpproto._receivebuffer import ReceiveBuffer
+from smtpproto._wire.errors import RemoteProtocolError
+from smtpproto._wire.receivebuffer import ReceiveBuffer
 
 TRANSCRIPT = (
     b"220-mx.example.net ESMTP\r\n"

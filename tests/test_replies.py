@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtpproto import _replies
-from smtpproto._errors import RemoteProtocolError
-from smtpproto._receivebuffer import ReceiveBuffer
-from smtpproto._replies import EnhancedStatus, ReplyAssembler, parse_enhanced_status
+from smtpproto._wire import replies as _replies
+from smtpproto._wire.errors import RemoteProtocolError
+from smtpproto._wire.receivebuffer import ReceiveBuffer
+from smtpproto._wire.replies import EnhancedStatus, ReplyAssembler, parse_enhanced_status
 
 Reply = tuple[int, tuple[str, ...]]
 

@@ -25,7 +25,7 @@ from smtpproto import (
     UnexpectedReplyCode,
     prepare_message,
 )
-from smtpproto._session import ONE_FLIGHT_BDAT_LIMIT, PIPELINE_GROUP
+from smtpproto._operations.session import ONE_FLIGHT_BDAT_LIMIT, PIPELINE_GROUP
 from smtpproto.driver import Operation
 
 from .scripted import EOF, Expect, Fail, Reply, Step, open_session, run, run_both

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from smtpproto._state import (
+from smtpproto._machine.state import (
     LMTP_REPLY_TRANSITIONS,
     REPLY_TRANSITIONS,
     SEND_TRANSITIONS,

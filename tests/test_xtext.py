@@ -1,4 +1,4 @@
-"""Tests for smtpproto._xtext: xtext (RFC 3461 §4, DSN) and ESMTP parameter syntax (S1)."""
+"""Tests for smtpproto._wire.xtext: xtext (RFC 3461 §4, DSN) and ESMTP parameter syntax (S1)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtpproto._xtext import check_esmtp_keyword, check_esmtp_value, xtext_decode, xtext_encode
+from smtpproto._wire.xtext import check_esmtp_keyword, check_esmtp_value, xtext_decode, xtext_encode
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Draw the client's state machine from the tables in ``smtpproto._state``.
+"""Draw the client's state machine from the tables in ``smtpproto._machine.state``.
 
 The docs build calls :func:`dot_source` and :func:`send_table_rows` (see ``docs/conf.py``), so the
 published diagram is regenerated from ``SEND_TRANSITIONS``, ``REPLY_TRANSITIONS`` (with
@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from smtpproto._state import (
+from smtpproto._machine.state import (
     LMTP_REPLY_TRANSITIONS,
     REPLY_TRANSITIONS,
     SEND_TRANSITIONS,

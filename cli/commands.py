@@ -1,7 +1,7 @@
 """The ``smtpproto`` command: ``send`` a message, look at a domain's ``mx`` hosts, run the ``demo``.
 
 Run as ``smtpproto ...`` (the console script) or ``python -m smtpproto ...``.  Exit codes follow
-``sysexits.h`` (see :mod:`smtpproto.adapters.cli_common`): 0 delivered, 64 usage, 69 permanent
+``sysexits.h`` (see :mod:`smtpproto.cli.common`): 0 delivered, 64 usage, 69 permanent
 failure, 70 internal error, 75 temporary failure.  Errors are one sentence on standard error;
 ``--debug`` adds the traceback.
 """
@@ -19,7 +19,7 @@ from typing import NoReturn
 
 from smtpproto import TLSMode
 
-from .cli_common import (
+from .common import (
     EXIT_INTERRUPTED,
     EXIT_SOFTWARE,
     EXIT_UNAVAILABLE,
@@ -32,7 +32,7 @@ from .cli_common import (
     ssl_context_for,
     use_color,
 )
-from .cli_message import MessageSpec, parse_header
+from .message import MessageSpec, parse_header
 
 __all__ = ["build_parser", "main"]
 
@@ -179,8 +179,8 @@ def _color(args: argparse.Namespace) -> bool:
 
 
 def _send(args: argparse.Namespace) -> int:
-    from .cli_output import TranscriptPrinter  # noqa: PLC0415 -- load only what runs
-    from .cli_send import SendRequest, run_send  # noqa: PLC0415
+    from .output import TranscriptPrinter  # noqa: PLC0415 -- load only what runs
+    from .send import SendRequest, run_send  # noqa: PLC0415
 
     output = "json" if args.json else "quiet" if args.quiet else "text"
     request = SendRequest(
@@ -216,7 +216,7 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _mx(args: argparse.Namespace) -> int:
-    from .cli_mx import ProbeSettings, run_mx  # noqa: PLC0415
+    from .mx import ProbeSettings, run_mx  # noqa: PLC0415
 
     resolver = make_resolver(parse_endpoint(args.resolver, "--resolver")) if args.resolver else None
     settings = ProbeSettings(
@@ -229,7 +229,7 @@ def _mx(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .cli_demo import run_demo  # noqa: PLC0415
+    from .demo import run_demo  # noqa: PLC0415
 
     return run_demo(color=_color(args), fancy=not args.plain)
 

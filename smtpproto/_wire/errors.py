@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._events import Reply
-    from ._results import SendResult
+    from .events import Reply
+    from .results import SendResult
 
 __all__ = [
     "AuthNotSupported",

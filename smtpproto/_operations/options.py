@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ._events import NotifyCondition, check_dsn_options
-from ._limits import Limits
-from ._state import DATA_BLOCK, TIMEOUTS, CommandKind
+from smtpproto._machine.state import DATA_BLOCK, TIMEOUTS, CommandKind
+from smtpproto._wire.events import NotifyCondition, check_dsn_options
+from smtpproto._wire.limits import Limits
 
 __all__ = ["RetType", "SendOptions", "SessionOptions", "TLSMode", "Timeouts"]
 

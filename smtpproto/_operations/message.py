@@ -19,9 +19,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Union
 
-from ._addresses import format_mailbox, needs_smtputf8, rcpt_path
-from ._encoder import is_pure_crlf
-from .driver import BodyStream, CloseBody, OpenBody, OpenedBody, Operation, ReadBody
+from smtpproto._wire.addresses import format_mailbox, needs_smtputf8, rcpt_path
+from smtpproto._wire.encoder import is_pure_crlf
+from smtpproto.driver import BodyStream, CloseBody, OpenBody, OpenedBody, Operation, ReadBody
 
 __all__ = [
     "CHUNK_SIZE",

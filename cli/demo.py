@@ -19,14 +19,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smtpproto import SessionOptions
 
-from .blocking import SMTPClient, TLSMode
-from .cli_common import EXIT_OK, MissingExtra
-from .cli_output import TranscriptPrinter, print_report, transcript
-from .cli_send import result_report
+from .common import EXIT_OK, MissingExtra
+from .output import TranscriptPrinter, print_report, transcript
+from .send import result_report
+
+if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (package-dir mapping)
+    from adapters.blocking import SMTPClient, TLSMode
+else:
+    from smtpproto.adapters.blocking import SMTPClient, TLSMode
 
 __all__ = ["DEMO_PASSWORD", "DEMO_USER", "REFUSED", "run_demo"]
 

@@ -11,11 +11,11 @@ import base64
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ._addresses import format_mailbox, needs_smtputf8, rcpt_path
-from ._errors import LocalProtocolError
-from ._events import MailFrom, RcptTo
-from ._extensions import Extensions
-from ._xtext import xtext_encode
+from .addresses import format_mailbox, needs_smtputf8, rcpt_path
+from .errors import LocalProtocolError
+from .events import MailFrom, RcptTo
+from .extensions import Extensions
+from .xtext import xtext_encode
 
 __all__ = ["COMMAND_LINE_LIMIT", "auth_line", "render_mail", "render_rcpt"]
 

@@ -16,9 +16,11 @@ import binascii
 import contextlib
 from typing import Any, TypeVar
 
-from . import sasl
-from ._connection import NEED_DATA, PAUSED, ClientConnection, UnexpectedReplyCode
-from ._errors import (
+from smtpproto import sasl
+from smtpproto._machine.connection import NEED_DATA, PAUSED, ClientConnection, UnexpectedReplyCode
+from smtpproto._machine.state import State, kind_of
+from smtpproto._wire.command_lines import COMMAND_LINE_LIMIT, auth_line
+from smtpproto._wire.errors import (
     AuthenticationError,
     AuthNotSupported,
     CleartextAuthRefused,
@@ -31,7 +33,7 @@ from ._errors import (
     TLSError,
     TLSRequiredError,
 )
-from ._events import (
+from smtpproto._wire.events import (
     Auth,
     AuthResponse,
     Command,
@@ -46,12 +48,19 @@ from ._events import (
     StartTLS,
     Vrfy,
 )
-from ._extensions import Extensions
-from ._options import SessionOptions, TLSMode
-from ._state import State, kind_of
-from ._transcript import log_reply, log_sent, transcript_enabled
-from ._wire import COMMAND_LINE_LIMIT, auth_line
-from .driver import Close, Connect, LocalHostname, Operation, Receive, Send, StartTLSHandshake
+from smtpproto._wire.extensions import Extensions
+from smtpproto.driver import (
+    Close,
+    Connect,
+    LocalHostname,
+    Operation,
+    Receive,
+    Send,
+    StartTLSHandshake,
+)
+
+from .options import SessionOptions, TLSMode
+from .transcript import log_reply, log_sent, transcript_enabled
 
 __all__ = ["DEFAULT_PORTS", "FATAL_ERRORS", "HELO_FALLBACK_CODES", "Channel"]
 

@@ -11,7 +11,7 @@ import re
 import secrets
 from typing import ClassVar
 
-from ._sasl_base import (
+from .sasl_base import (
     SASLError,
     ServerNotAuthenticated,
     _ClientFirstMechanism,

@@ -8,7 +8,7 @@ chunk fed.
 
 from __future__ import annotations
 
-from smtpproto._errors import RemoteProtocolError
+from smtpproto._wire.errors import RemoteProtocolError
 
 __all__ = ["ReceiveBuffer"]
 

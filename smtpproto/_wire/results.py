@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ._events import Reply
-from ._frozen import fast_init
+from .events import Reply
+from .frozen import fast_init
 
 __all__ = ["RecipientResult", "SendResult"]
 

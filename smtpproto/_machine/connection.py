@@ -7,10 +7,11 @@ import enum
 from collections import deque
 from collections.abc import Callable, Mapping
 
-from ._addresses import ehlo_domain, needs_smtputf8
-from ._encoder import DataEncoder, is_pure_crlf
-from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from ._events import (
+from smtpproto._wire.addresses import ehlo_domain, needs_smtputf8
+from smtpproto._wire.command_lines import COMMAND_LINE_LIMIT, auth_line, render_mail, render_rcpt
+from smtpproto._wire.encoder import DataEncoder, is_pure_crlf
+from smtpproto._wire.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from smtpproto._wire.events import (
     Auth,
     AuthResponse,
     Bdat,
@@ -25,11 +26,12 @@ from ._events import (
     Reply,
     Vrfy,
 )
-from ._extensions import Extensions, parse_ehlo
-from ._limits import Limits
-from ._receivebuffer import ReceiveBuffer
-from ._replies import ReplyAssembler, parse_enhanced_status
-from ._state import (
+from smtpproto._wire.extensions import Extensions, parse_ehlo
+from smtpproto._wire.limits import Limits
+from smtpproto._wire.receivebuffer import ReceiveBuffer
+from smtpproto._wire.replies import ReplyAssembler, parse_enhanced_status
+
+from .state import (
     DATA_BLOCK,
     GROUP_CONTINUABLE,
     INTERMEDIATE_ALLOWED,
@@ -46,7 +48,6 @@ from ._state import (
     Trigger,
     kind_of,
 )
-from ._wire import COMMAND_LINE_LIMIT, auth_line, render_mail, render_rcpt
 
 __all__ = ["NEED_DATA", "PAUSED", "ClientConnection", "Sentinel", "UnexpectedReplyCode"]
 

@@ -1,6 +1,6 @@
 """The message ``smtpproto send`` builds from its options, and a body that counts what was read.
 
-Every header is checked before the message exists, against RFC 5322's grammar (``cli_headers``):
+Every header is checked before the message exists, against RFC 5322's grammar (``headers``):
 a CR, LF or NUL in a value would let a caller add headers of their own choosing
 (``'X: a\\r\\nBcc: victim'``), so it is a usage error (S1), and so is an address field the
 grammar refuses.
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 
-from .cli_common import UsageError
-from .cli_headers import ADDRESS_FIELDS, Syntax, addresses, check_field_name, check_text
+from .common import UsageError
+from .headers import ADDRESS_FIELDS, Syntax, addresses, check_field_name, check_text
 
 __all__ = ["CountingBody", "MessageSpec", "build_message", "envelope_address", "parse_header"]
 

@@ -16,8 +16,11 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ._channel import DEFAULT_PORTS
-from ._errors import (
+from smtpproto._operations.channel import DEFAULT_PORTS
+from smtpproto._operations.message import Body, OutgoingMessage, prepare_message
+from smtpproto._operations.options import SendOptions, SessionOptions, TLSMode
+from smtpproto._operations.session import Session
+from smtpproto._wire.errors import (
     DataRefused,
     MessageTooLarge,
     RecipientsRefused,
@@ -26,14 +29,10 @@ from ._errors import (
     SMTPError,
     TLSError,
 )
-from ._events import Reply
-from ._message import Body, OutgoingMessage, prepare_message
-from ._options import SendOptions, SessionOptions, TLSMode
-from ._report import AttemptRecord, DeliveryReport, RecipientOutcome, Status
-from ._results import SendResult
-from ._session import Session
-from .driver import LocalHostname, Operation, ResolveAddresses, ResolveMX, RunConcurrently
-from .mx import (
+from smtpproto._wire.events import Reply
+from smtpproto._wire.results import SendResult
+from smtpproto.driver import LocalHostname, Operation, ResolveAddresses, ResolveMX, RunConcurrently
+from smtpproto.mx import (
     DEFAULT_ADDRESS_LIMIT,
     DEFAULT_MX_PORT,
     DEFAULT_SESSION_LIMIT,
@@ -44,6 +43,8 @@ from .mx import (
     lookup_name,
     plan_delivery,
 )
+
+from .report import AttemptRecord, DeliveryReport, RecipientOutcome, Status
 
 __all__ = [
     "DeliveryJob",

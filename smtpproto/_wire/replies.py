@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from smtpproto._errors import RemoteProtocolError
+from smtpproto._wire.errors import RemoteProtocolError
 
 __all__ = ["EnhancedStatus", "ReplyAssembler", "parse_enhanced_status"]
 

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from .cli_common import UsageError
+from .common import UsageError
 
 __all__ = ["ADDRESS_FIELDS", "Syntax", "addresses", "check_field_name", "check_text"]
 

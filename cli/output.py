@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any, Protocol, TextIO
 
 from smtpproto import DeliveryReport, RecipientOutcome
-from smtpproto._transcript import TRANSCRIPT_LOGGER
+from smtpproto._operations.transcript import TRANSCRIPT_LOGGER
 
 __all__ = [
     "PROGRESS_MIN",

@@ -1,6 +1,6 @@
 """``smtpproto mx DOMAIN``: where mail for a domain would go, and what each server says.
 
-The plan is the one delivery uses (:func:`smtpproto._delivery.plan`, driven by the blocking
+The plan is the one delivery uses (:func:`smtpproto._delivery.policy.plan`, driven by the blocking
 adapter's driver); each address is then probed without sending mail: greeting, EHLO, STARTTLS
 with the certificate's subject, issuer and expiry, and QUIT.  A certificate that fails
 verification is reported, and the probe goes on without verification.
@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dns.resolver
 
@@ -26,12 +26,16 @@ from smtpproto import (
     TLSError,
     TLSMode,
 )
-from smtpproto._delivery import DeliveryOptions, plan
+from smtpproto._delivery.policy import DeliveryOptions, plan
 from smtpproto.driver import Request, ResolveAddresses, ResolveMX, StartTLSHandshake
 from smtpproto.mx import Attempt, DeliveryPlan, DNSAnswer
 
-from .blocking import _Driver
-from .cli_common import EXIT_OK, EXIT_TEMPFAIL, EXIT_UNAVAILABLE
+from .common import EXIT_OK, EXIT_TEMPFAIL, EXIT_UNAVAILABLE
+
+if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (package-dir mapping)
+    from adapters.blocking import _Driver
+else:
+    from smtpproto.adapters.blocking import _Driver
 
 __all__ = ["Probe", "ProbeSettings", "probe", "run_mx"]
 

@@ -18,7 +18,7 @@ import enum
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from ._events import (
+from smtpproto._wire.events import (
     Auth,
     AuthResponse,
     Bdat,

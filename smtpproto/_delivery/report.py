@@ -6,9 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._errors import ConnectError, MessageEncodingError, SMTPError
-from ._events import Reply
-from .mx import DEFAULT_MX_PORT
+from smtpproto._wire.errors import ConnectError, MessageEncodingError, SMTPError
+from smtpproto._wire.events import Reply
+from smtpproto.mx import DEFAULT_MX_PORT
 
 __all__ = ["AttemptRecord", "DeliveryReport", "RecipientOutcome", "Status"]
 

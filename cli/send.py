@@ -35,12 +35,12 @@ from smtpproto import (
     TLSMode,
     TLSPolicy,
 )
-from smtpproto._channel import DEFAULT_PORTS
-from smtpproto._events import check_dsn_options
-from smtpproto._report import Status
+from smtpproto._delivery.report import Status
+from smtpproto._operations.channel import DEFAULT_PORTS
+from smtpproto._wire.events import check_dsn_options
 from smtpproto.mx import DEFAULT_MX_PORT
 
-from .cli_common import (
+from .common import (
     PASSWORD_ENV,
     Endpoint,
     UsageError,
@@ -48,8 +48,8 @@ from .cli_common import (
     make_resolver,
     ssl_context_for,
 )
-from .cli_message import POLICY, CountingBody, MessageSpec, build_message, envelope_address
-from .cli_output import TranscriptPrinter, make_progress, print_json, print_report, transcript
+from .message import POLICY, CountingBody, MessageSpec, build_message, envelope_address
+from .output import TranscriptPrinter, make_progress, print_json, print_report, transcript
 
 __all__ = [
     "SendRequest",

@@ -13,15 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
-from ._addresses import needs_smtputf8
-from ._channel import (
-    DEFAULT_PORTS,
-    FATAL_ERRORS,
-    HELO_FALLBACK_CODES,
-    Channel,
-)
-from ._encoder import CRLFNormalizer
-from ._errors import (
+from smtpproto._machine.state import State
+from smtpproto._wire.addresses import needs_smtputf8
+from smtpproto._wire.encoder import CRLFNormalizer
+from smtpproto._wire.errors import (
     BodyReadError,
     DataRefused,
     LocalProtocolError,
@@ -33,7 +28,7 @@ from ._errors import (
     SMTPError,
     TLSRequiredError,
 )
-from ._events import (
+from smtpproto._wire.events import (
     Bdat,
     BodyType,
     Command,
@@ -46,11 +41,17 @@ from ._events import (
     Reply,
     Rset,
 )
-from ._message import Body, BodyReader, OutgoingMessage, body_source, prepare_message
-from ._options import SendOptions, SessionOptions
-from ._results import RecipientResult, SendResult
-from ._state import State
-from .driver import Operation
+from smtpproto._wire.results import RecipientResult, SendResult
+from smtpproto.driver import Operation
+
+from .channel import (
+    DEFAULT_PORTS,
+    FATAL_ERRORS,
+    HELO_FALLBACK_CODES,
+    Channel,
+)
+from .message import Body, BodyReader, OutgoingMessage, body_source, prepare_message
+from .options import SendOptions, SessionOptions
 
 __all__ = [
     "DEFAULT_PORTS",

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ._addresses import check_text_argument, ehlo_domain, format_mailbox, rcpt_path
-from ._frozen import fast_init
-from ._replies import EnhancedStatus, parse_enhanced_status
-from ._xtext import check_esmtp_keyword, check_esmtp_value, xtext_encode
+from .addresses import check_text_argument, ehlo_domain, format_mailbox, rcpt_path
+from .frozen import fast_init
+from .replies import EnhancedStatus, parse_enhanced_status
+from .xtext import check_esmtp_keyword, check_esmtp_value, xtext_encode
 
 __all__ = [
     "Auth",

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import logging
 
-from ._events import Auth, AuthResponse, Bdat, Command, EndOfMessage, MessageData, Reply
+from smtpproto._wire.events import (
+    Auth,
+    AuthResponse,
+    Bdat,
+    Command,
+    EndOfMessage,
+    MessageData,
+    Reply,
+)
 
 __all__ = ["TRANSCRIPT_LOGGER", "redacted_line"]
 

@@ -1,3 +1,0 @@
-from smtpproto.adapters.cli import main
-
-raise SystemExit(main())

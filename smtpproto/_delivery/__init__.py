@@ -1,0 +1,1 @@
+"""Delivery: MX walking, relays and the per-recipient report."""

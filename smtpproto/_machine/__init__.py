@@ -1,0 +1,1 @@
+"""The protocol machine: the state tables and ClientConnection."""

@@ -1,0 +1,1 @@
+"""The operations: SMTP policy as generators of I/O requests (Session)."""
