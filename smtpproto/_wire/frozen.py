@@ -1,10 +1,13 @@
 """A faster ``__init__`` for the frozen, slotted dataclasses made on the hot path.
 
 A frozen dataclass's generated ``__init__`` stores each field through ``object.__setattr__``,
-which looks the attribute up by name every time: about 1.5 µs for a four-field reply, and the
-client makes a dozen such objects per message.  Storing through each slot's own descriptor does
-the same thing without the lookup, in about 0.9 µs.  The instances stay frozen (assignment
-still raises ``FrozenInstanceError``), equal, hashable and printable as before.
+which looks the attribute up by name every time, and the client makes a dozen such objects per
+message (commands, I/O requests, results).  Storing through each slot's own descriptor does the
+same thing without the lookup.  The instances stay frozen (assignment still raises
+``FrozenInstanceError``), equal, hashable and printable as before.
+
+Worth 5 % of bench_clients C and 3 % of A (blocking adapter; 6.5 % and 5.4 % of the client's own
+CPU in bench_session C and A), 2026-12-02.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ not form UTF-8.  Over-encoded characters (``+41`` for ``A``) are valid xtext and
 
 from __future__ import annotations
 
-import functools
 import re
 
 __all__ = ["check_esmtp_keyword", "check_esmtp_value", "xtext_decode", "xtext_encode"]
@@ -28,7 +27,6 @@ _ESMTP_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 _ESMTP_VALUE = re.compile(r"[!-<>-~]+")
 
 
-@functools.lru_cache(maxsize=1024)  # ENVID and ORCPT are encoded to check, then to send
 def xtext_encode(value: str) -> str:
     """Encode ``value`` (as UTF-8) to xtext: ``"a+b=c"`` -> ``"a+2Bb+3Dc"``."""
     try:
