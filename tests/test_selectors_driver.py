@@ -76,4 +76,7 @@ def check_delivery(
     assert type(refused).__name__ == "RecipientsRefused", refused
     for rcpt in recipients:
         local = rcpt.split("@")[0]
-        assert any(f"Hello, {rcpt}.".encode() in m for m in postfix_server.messages(local))
+        # Postfix delivers into the Maildir after its 250: wait for it, so that nothing of
+        # this test arrives after the mailboxes are cleared for the next one.
+        (delivered,) = postfix_server.wait_for_messages(local, 1)
+        assert f"Hello, {rcpt}.".encode() in delivered
