@@ -11,7 +11,6 @@ sends everything through one relay, authenticating first.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -77,7 +76,8 @@ class TLSPolicy:
 
     def mode_for(self, domain: str) -> tuple[TLSMode, bool]:
         # Compare lookup names, so every spelling (case, trailing dot, U-label) matches.
-        if lookup_name(domain) in _lookup_names(self.required_domains):
+        name = lookup_name(domain)
+        if any(lookup_name(d) == name for d in self.required_domains):
             return TLSMode.STARTTLS, True
         return TLSMode.OPPORTUNISTIC, False
 
@@ -130,11 +130,6 @@ class DeliveryOptions:
 
     def new_session(self) -> Session:
         return Session(self.session)
-
-
-@functools.lru_cache(maxsize=64)
-def _lookup_names(domains: frozenset[str]) -> frozenset[str | None]:
-    return frozenset(lookup_name(d) for d in domains)
 
 
 def group_by_domain(recipients: Iterable[str]) -> dict[str, list[str]]:
