@@ -10,7 +10,7 @@ blocking sockets, asyncio or trio; :mod:`smtpproto.cli` is the command line on t
 
 from ._delivery.policy import DeliveryOptions, Relay, TLSPolicy, delivery
 from ._delivery.report import AttemptRecord, DeliveryReport, RecipientOutcome
-from ._machine.connection import NEED_DATA, PAUSED, ClientConnection, Sentinel, UnexpectedReplyCode
+from ._machine.connection import NEED_DATA, PAUSED, ClientConnection, Sentinel
 from ._machine.state import State
 from ._operations.message import Body, OutgoingMessage, prepare_message
 from ._operations.options import SendOptions, SessionOptions, Timeouts, TLSMode
@@ -38,6 +38,7 @@ from ._wire.errors import (
     SMTPTimeoutError,
     TLSError,
     TLSRequiredError,
+    UnexpectedReplyCode,
 )
 from ._wire.events import (
     Auth,

@@ -9,8 +9,13 @@ from collections.abc import Callable, Mapping
 
 from smtpproto._wire.addresses import ehlo_domain, needs_smtputf8
 from smtpproto._wire.command_lines import COMMAND_LINE_LIMIT, auth_line, render_mail, render_rcpt
-from smtpproto._wire.encoder import DataEncoder, is_pure_crlf
-from smtpproto._wire.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from smtpproto._wire.encoder import DataEncoder, check_crlf_chunk
+from smtpproto._wire.errors import (
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+    UnexpectedReplyCode,
+)
 from smtpproto._wire.events import (
     Auth,
     AuthResponse,
@@ -49,29 +54,7 @@ from .state import (
     kind_of,
 )
 
-__all__ = ["NEED_DATA", "PAUSED", "ClientConnection", "Sentinel", "UnexpectedReplyCode"]
-
-# How much of a reply's text an UnexpectedReplyCode message quotes.
-_MAX_QUOTED_TEXT = 200
-
-
-class UnexpectedReplyCode(RemoteProtocolError):
-    """A well-framed reply whose code does not start with 2-5 (RFC 5321 §4.2), such as 651.
-
-    The reply answered its command, so the dialogue is still in step and the connection is *not*
-    in ``ERROR``: it moved as the tables say for a refusal of that command, and keeps reading the
-    replies still due.  RFC 5321 §4.2 asks the client to treat the code as fatal and end the mail
-    transaction: read those replies, then RSET (or just QUIT).  ``code`` and ``lines`` are the
-    reply as received (it cannot be a :class:`Reply`, whose code is 200-599); ``command`` is the
-    command it answered, ``None`` for the greeting.
-    """
-
-    def __init__(self, code: int, lines: tuple[str, ...], command: Command | None) -> None:
-        text = lines[0][:_MAX_QUOTED_TEXT]
-        super().__init__(f"reply code {code:03d} is outside 2xx-5xx (RFC 5321 §4.2): {text!r}")
-        self.code = code
-        self.lines = lines
-        self.command = command
+__all__ = ["NEED_DATA", "PAUSED", "ClientConnection", "Sentinel"]
 
 
 class Sentinel(enum.Enum):
@@ -517,7 +500,7 @@ class ClientConnection:
         chunk = event.chunk
         if transaction.body != "BINARYMIME":
             self._check_eight_bit(chunk, transaction)
-            _check_crlf(chunk, transaction)
+            transaction.pending_cr = check_crlf_chunk(chunk, transaction.pending_cr)
         if event.last:
             if transaction.pending_cr:
                 raise LocalProtocolError("the last BDAT chunk ends with a bare CR")
@@ -540,21 +523,6 @@ class ClientConnection:
 
     def _render_static(self, event: Command) -> bytes:
         return _STATIC_LINES[kind_of(event)]
-
-
-def _check_crlf(chunk: bytes, transaction: _Transaction) -> None:
-    """Refuse bare CR or LF in a text BDAT chunk: BDAT text is CRLF text too (RFC 3030 §2, S2)."""
-    if transaction.pending_cr:
-        if not chunk.startswith(b"\n"):
-            raise LocalProtocolError("a BDAT chunk ended with a bare CR")
-        chunk = chunk[1:]
-    transaction.pending_cr = chunk.endswith(b"\r")
-    if transaction.pending_cr:
-        chunk = chunk[:-1]
-    if not is_pure_crlf(chunk):
-        raise LocalProtocolError(
-            "a text BDAT chunk contains a bare CR or LF: normalise line endings to CRLF first"
-        )
 
 
 def _b64(data: bytes) -> str:

@@ -17,7 +17,7 @@ import contextlib
 from typing import Any, TypeVar
 
 from smtpproto import sasl
-from smtpproto._machine.connection import NEED_DATA, PAUSED, ClientConnection, UnexpectedReplyCode
+from smtpproto._machine.connection import NEED_DATA, PAUSED, ClientConnection
 from smtpproto._machine.state import State, kind_of
 from smtpproto._wire.command_lines import COMMAND_LINE_LIMIT, auth_line
 from smtpproto._wire.errors import (
@@ -32,6 +32,7 @@ from smtpproto._wire.errors import (
     SMTPTimeoutError,
     TLSError,
     TLSRequiredError,
+    UnexpectedReplyCode,
 )
 from smtpproto._wire.events import (
     Auth,

@@ -15,7 +15,16 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_TEXT_LINE", "BodyInspector", "CRLFNormalizer", "DataEncoder", "is_pure_crlf"]
+from .errors import LocalProtocolError
+
+__all__ = [
+    "MAX_TEXT_LINE",
+    "BodyInspector",
+    "CRLFNormalizer",
+    "DataEncoder",
+    "check_crlf_chunk",
+    "is_pure_crlf",
+]
 
 # RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including its CRLF.
 MAX_TEXT_LINE = 998
@@ -33,6 +42,24 @@ _END_OF_DATA = b".\r\n"
 def is_pure_crlf(data: bytes) -> bool:
     """True if every CR in ``data`` starts a CRLF and every LF ends one."""
     return data.replace(_CR, b"").replace(_LF, _CRLF) == data
+
+
+def check_crlf_chunk(chunk: bytes, pending_cr: bool) -> bool:
+    """Refuse a bare CR or LF in one chunk of a CRLF text sent in chunks (BDAT text is CRLF text
+    too: RFC 3030 §2, S2).  ``pending_cr``: the previous chunk ended with CR, so this one must
+    start with LF.  Returns whether this one ends with CR."""
+    if pending_cr:
+        if not chunk.startswith(b"\n"):
+            raise LocalProtocolError("a BDAT chunk ended with a bare CR")
+        chunk = chunk[1:]
+    ends_with_cr = chunk.endswith(b"\r")
+    if ends_with_cr:
+        chunk = chunk[:-1]
+    if not is_pure_crlf(chunk):
+        raise LocalProtocolError(
+            "a text BDAT chunk contains a bare CR or LF: normalise line endings to CRLF first"
+        )
+    return ends_with_cr
 
 
 def _normalize_complete(data: bytes) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .events import Reply
+    from .events import Command, Reply
     from .results import SendResult
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "ServiceClosing",
     "TLSError",
     "TLSRequiredError",
+    "UnexpectedReplyCode",
 ]
 
 # How much of an offending line an exception keeps: enough to diagnose, never unbounded memory.
@@ -201,3 +202,26 @@ class ConnectionLostError(SMTPError):
     def __init__(self, phase: str, detail: str = "") -> None:
         super().__init__(f"connection lost during {phase}" + (f": {detail}" if detail else ""))
         self.phase = phase
+
+
+# How much of a reply's text an UnexpectedReplyCode message quotes.
+_MAX_QUOTED_TEXT = 200
+
+
+class UnexpectedReplyCode(RemoteProtocolError):
+    """A well-framed reply whose code does not start with 2-5 (RFC 5321 §4.2), such as 651.
+
+    The reply answered its command, so the dialogue is still in step and the connection is *not*
+    in ``ERROR``: it moved as the tables say for a refusal of that command, and keeps reading the
+    replies still due.  RFC 5321 §4.2 asks the client to treat the code as fatal and end the mail
+    transaction: read those replies, then RSET (or just QUIT).  ``code`` and ``lines`` are the
+    reply as received (it cannot be a :class:`Reply`, whose code is 200-599); ``command`` is the
+    command it answered, ``None`` for the greeting.
+    """
+
+    def __init__(self, code: int, lines: tuple[str, ...], command: Command | None) -> None:
+        text = lines[0][:_MAX_QUOTED_TEXT]
+        super().__init__(f"reply code {code:03d} is outside 2xx-5xx (RFC 5321 §4.2): {text!r}")
+        self.code = code
+        self.lines = lines
+        self.command = command
