@@ -32,7 +32,7 @@ def chunks(message: OutgoingMessage) -> list[bytes]:
     def read_all() -> Operation[list[bytes]]:
         reader = yield from message.body.open()
         pieces = []
-        while piece := (yield from reader.read()):
+        while piece := (yield from reader.next_chunk()):
             pieces.append(piece)
         yield from reader.close()
         return pieces

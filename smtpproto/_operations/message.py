@@ -56,8 +56,9 @@ class BodyReader:
         self._memory = memory
         self._opened = opened
 
-    def read(self) -> Operation[bytes]:
-        """The next chunk, ``b""`` at the end."""
+    def next_chunk(self) -> Operation[bytes]:
+        """The next chunk, ``b""`` at the end: taken from memory, or asked of the driver with a
+        ``ReadBody`` request (the core never reads a file or a stream itself)."""
         if self._opened is None:
             return next(self._memory, b"")
         chunk: bytes = yield ReadBody(self._opened.reader, CHUNK_SIZE)

@@ -301,7 +301,7 @@ class Session(Channel):
             # Each chunk is written when the next one is known, so the last one goes out with
             # the end of data: a small message costs one write, not two (and no Nagle stall).
             held: list[Command] = []
-            while chunk := (yield from reader.read()):
+            while chunk := (yield from reader.next_chunk()):
                 if held:
                     yield from self._send(*held)
                 held = [MessageData(chunk)]
