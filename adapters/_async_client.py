@@ -15,13 +15,11 @@ from typing import Any, Generic, TypeVar
 from smtpproto import (
     Body,
     BodyType,
-    Extensions,
     NotifyCondition,
     RecipientResult,
     Reply,
     SendOptions,
     SendResult,
-    Session,
     SessionOptions,
     Timeouts,
     TLSMode,
@@ -29,6 +27,7 @@ from smtpproto import (
 from smtpproto.driver import Operation
 
 from ._async_driver import AsyncDriver
+from ._client_base import ClientBase
 
 __all__ = ["AsyncSMTPClient", "Connecting"]
 
@@ -36,15 +35,11 @@ T = TypeVar("T")
 C = TypeVar("C", bound="AsyncSMTPClient")
 
 
-class AsyncSMTPClient(abc.ABC):
+class AsyncSMTPClient(ClientBase[AsyncDriver]):
     """An async SMTP client.  Use :meth:`connect`, then the methods below, in ``async with``.
 
     Leaving the block sends QUIT and closes the connection (cancellation just closes it).
     """
-
-    def __init__(self, options: SessionOptions | None = None, *, ssl_context: Any = None) -> None:
-        self._session = Session(options)
-        self._driver = self._make_driver(ssl_context)
 
     @classmethod
     def connect(
@@ -68,7 +63,7 @@ class AsyncSMTPClient(abc.ABC):
         ``local_hostname`` (the EHLO name) override those of ``options``.
         """
         client = cls(
-            (options or SessionOptions()).updated(timeout=timeout, local_hostname=local_hostname),
+            cls._connect_options(options, timeout, local_hostname),
             ssl_context=ssl_context,
         )
         opening = functools.partial(
@@ -77,10 +72,6 @@ class AsyncSMTPClient(abc.ABC):
         return Connecting(client, opening)
 
     # -- what an adapter supplies ------------------------------------------------------------
-
-    @abc.abstractmethod
-    def _make_driver(self, ssl_context: Any) -> AsyncDriver:
-        """The driver that performs this client's I/O requests."""
 
     @staticmethod
     @abc.abstractmethod
@@ -177,18 +168,6 @@ class AsyncSMTPClient(abc.ABC):
         finally:
             self._session.connection_lost()  # whatever happened: no connection from now on
             await self._driver.drop()
-
-    @property
-    def extensions(self) -> Extensions:
-        return self._session.extensions
-
-    @property
-    def tls_active(self) -> bool:
-        return self._session.tls_active
-
-    @property
-    def tls_verified(self) -> bool:
-        return self._session.tls_verified
 
     async def __aenter__(self: C) -> C:
         return self

@@ -6,7 +6,6 @@ blocking adapter supplies only the driver.  (The async twin is :mod:`._async_cli
 
 from __future__ import annotations
 
-import abc
 import ssl
 from collections.abc import Iterable, Sequence
 from types import TracebackType
@@ -15,18 +14,18 @@ from typing import Protocol, Self, TypeVar
 from smtpproto import (
     Body,
     BodyType,
-    Extensions,
     NotifyCondition,
     RecipientResult,
     Reply,
     SendOptions,
     SendResult,
-    Session,
     SessionOptions,
     Timeouts,
     TLSMode,
 )
 from smtpproto.driver import Operation
+
+from ._client_base import ClientBase
 
 __all__ = ["SyncDriver", "SyncSMTPClient"]
 
@@ -41,17 +40,11 @@ class SyncDriver(Protocol):
     def drop(self) -> None: ...
 
 
-class SyncSMTPClient(abc.ABC):
+class SyncSMTPClient(ClientBase[SyncDriver]):
     """A blocking SMTP client.  Use :meth:`connect`, then the methods below, in a ``with`` block.
 
     Leaving the block sends QUIT and closes the connection.
     """
-
-    def __init__(
-        self, options: SessionOptions | None = None, *, ssl_context: ssl.SSLContext | None = None
-    ) -> None:
-        self._session = Session(options)
-        self._driver = self._make_driver(ssl_context)
 
     @classmethod
     def connect(
@@ -74,15 +67,11 @@ class SyncSMTPClient(abc.ABC):
         ``options``.
         """
         client = cls(
-            (options or SessionOptions()).updated(timeout=timeout, local_hostname=local_hostname),
+            cls._connect_options(options, timeout, local_hostname),
             ssl_context=ssl_context,
         )
         client.open(host, port, tls=tls, server_hostname=server_hostname, verify=verify)
         return client
-
-    @abc.abstractmethod
-    def _make_driver(self, ssl_context: ssl.SSLContext | None) -> SyncDriver:
-        """The driver that performs this client's I/O requests."""
 
     # -- the seed's operations -----------------------------------------------------------------
 
@@ -172,18 +161,6 @@ class SyncSMTPClient(abc.ABC):
             self._run(self._session.quit())
         finally:
             self._drop()
-
-    @property
-    def extensions(self) -> Extensions:
-        return self._session.extensions
-
-    @property
-    def tls_active(self) -> bool:
-        return self._session.tls_active
-
-    @property
-    def tls_verified(self) -> bool:
-        return self._session.tls_verified
 
     def __enter__(self) -> Self:
         return self
