@@ -152,7 +152,9 @@ class ClientConnection:
         self.lmtp = lmtp
         self.limits = limits or _DEFAULT_LIMITS
         self.timeouts: Mapping[str, float] = TIMEOUTS
-        if timeouts:
+        if timeouts and timeouts.keys() == TIMEOUTS.keys():
+            self.timeouts = dict(timeouts)  # every kind given (Timeouts.by_kind()): no merge
+        elif timeouts:
             unknown = set(timeouts) - set(TIMEOUTS)
             if unknown:
                 raise ValueError(f"unknown timeout names: {sorted(unknown)}")

@@ -84,7 +84,6 @@ FATAL_ERRORS = (
 
 
 _DEFAULT_OPTIONS = SessionOptions()
-_DEFAULT_TIMEOUTS = _DEFAULT_OPTIONS.timeouts
 
 
 class Channel(abc.ABC):
@@ -99,10 +98,7 @@ class Channel(abc.ABC):
             "local_hostname": options.local_hostname or "localhost",
             "lmtp": options.lmtp,
             "limits": options.limits,
-            # The RFC's defaults are the machine's own: nothing to merge (Session() 15 -> 6 µs).
-            "timeouts": None
-            if options.timeouts == _DEFAULT_TIMEOUTS
-            else options.timeouts.by_kind(),
+            "timeouts": options.timeouts.by_kind(),
         }
         self.conn = ClientConnection(**self._conn_options)  # checks the options now
         self._conn_unused = True  # ...and serves the first open() too
