@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from smtpproto import BodyReadError, Session, SessionOptions, TLSMode
+from smtpproto import Session, SessionOptions, SMTPError, TLSMode
 from smtpproto.driver import (
     Close,
     CloseBody,
@@ -34,6 +34,7 @@ from smtpproto.driver import (
     Request,
     Send,
     StartTLSHandshake,
+    drive,
 )
 
 if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (package-dir mapping)
@@ -173,7 +174,7 @@ class Reply(Step):
 class Fail(Step):
     """Throw ``error`` into the operation at its next request (of type ``on``, when given)."""
 
-    error: BaseException
+    error: SMTPError
     on: type | None = None
 
 
@@ -194,24 +195,21 @@ class _Player:
         self.bytewise = bytewise
         self.unread: deque[bytes] = deque()  # server bytes not yet handed to the client
 
-    def perform(self, request: Request) -> tuple[Any, BaseException | None]:
-        """The value to send into the operation, or the exception to throw into it."""
+    def perform(self, request: Request) -> Any:
+        """The request's result, or the script's failure for it (raised, as a driver does)."""
         if isinstance(request, (OpenBody, ReadBody, CloseBody)):
             # Bodies are read as every driver reads them; scripts list only the network.
-            try:
-                return perform_body_request(request), None
-            except BodyReadError as exc:
-                return None, exc
+            return perform_body_request(request)
         if isinstance(request, Receive) and self.unread:
-            return self._hand_out(), None
+            return self._hand_out()
         assert self.steps, f"the script is over but the operation asked for {request!r}"
         step = self.steps.popleft()
         if isinstance(step, Fail):
             assert step.on is None or isinstance(request, step.on), (step, request)
-            return None, step.error
+            raise step.error
         if isinstance(request, Receive):
             if step is EOF:
-                return b"", None
+                return b""
             assert isinstance(step, Reply), f"the client waits for a reply; the script has {step}"
             step.expect.check(request)
             for piece in step.pieces:
@@ -220,10 +218,10 @@ class _Player:
                     self.unread.extend(data[i : i + 1] for i in range(len(data)))
                 else:
                     self.unread.append(data)
-            return self._hand_out(), None
+            return self._hand_out()
         assert isinstance(step, _Request), f"the client made {request!r}; the script has {step}"
         step.check(request)
-        return None, None
+        return None
 
     def _hand_out(self) -> bytes:
         return self.unread.popleft()
@@ -239,19 +237,15 @@ def run(op: Operation[T], script: Sequence[Step], *, bytewise: bool = False) -> 
     ``bytewise``: every ``Receive`` gets a single byte of the server's replies.
     """
     player = _Player(script, bytewise)
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            request = op.send(value) if error is None else op.throw(error)
-        except StopIteration as stop:
-            player.finish()
-            result: T = stop.value
-            return result
-        except BaseException:
-            player.finish()
-            raise
-        value, error = player.perform(request)
+    try:
+        result = drive(op, player.perform)  # the public loop, as every driver runs it
+    except AssertionError:
+        raise  # the script and the operation disagree: that is the failure to show
+    except BaseException:
+        player.finish()
+        raise
+    player.finish()
+    return result
 
 
 def run_both(make_op: Callable[[], Operation[T]], script: Sequence[Step]) -> T:
