@@ -32,6 +32,11 @@ def test_core_module_imports_no_io(path: Path) -> None:
     assert not bad, f"{path.name} imports I/O modules: {sorted(bad)}"
 
 
+def test_the_packages_that_do_io_live_outside_the_core() -> None:
+    """adapters/, cli/ and testing/ are mapped into ``smtpproto`` at install time, not inside it."""
+    assert not {"adapters", "cli", "testing"} & {p.name for p in CORE.iterdir() if p.is_dir()}
+
+
 def test_the_check_catches_a_forbidden_import() -> None:
     tree = ast.parse("def f():\n    from socket import create_connection\nimport dns.resolver\n")
     assert {"socket", "dns.resolver"} <= _imported_modules(tree)

@@ -1,6 +1,7 @@
 """The layers point one way: wire → machine → operations → delivery → the package's API, then
-the adapters, then the command line.  A module may import its own layer and the ones below it,
-never one above: the core never imports an adapter or the command line (``python -m`` included).
+the adapters, then the testing kit, then the command line.  A module may import its own layer
+and the ones below it, never one above: the core never imports an adapter, the kit or the
+command line (``python -m`` included).
 
 Imports are read with ``ast`` (those under ``if TYPE_CHECKING:`` too), so a forbidden import
 anywhere in a file fails here, before it can fail a user.
@@ -16,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # Where each installed package lives in the tree (setuptools' package-dir mapping).
 TREES = {"smtpproto": ROOT / "smtpproto", "smtpproto.adapters": ROOT / "adapters",
-         "smtpproto.cli": ROOT / "cli"}  # fmt: skip
+         "smtpproto.testing": ROOT / "testing", "smtpproto.cli": ROOT / "cli"}  # fmt: skip
 # Lowest first.  A module belongs to the first entry its dotted name starts with.
 LAYERS = (
     ("wire", ("smtpproto._wire", "smtpproto.mx", "smtpproto.sasl")),
@@ -25,6 +26,8 @@ LAYERS = (
     ("delivery", ("smtpproto._delivery",)),
     ("api", ("smtpproto",)),
     ("adapters", ("smtpproto.adapters",)),
+    # The kit does I/O (sockets, threads) like the adapters, and the probe builds on it.
+    ("testing kit", ("smtpproto.testing",)),
     ("command line", ("smtpproto.cli",)),
 )
 
