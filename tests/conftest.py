@@ -1,3 +1,8 @@
 """Fixtures shared by the test modules: the real servers, and the adapter and delivery harnesses."""
 
-pytest_plugins = ["tests.servers.fixtures", "tests.adapters_harness", "tests.deliver_harness"]
+pytest_plugins = [
+    "smtpproto.testing.plugin",
+    "tests.servers.fixtures",
+    "tests.adapters_harness",
+    "tests.deliver_harness",
+]

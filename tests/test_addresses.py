@@ -4,6 +4,7 @@ C20, C21, G5, S1)."""
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given
@@ -20,6 +21,11 @@ from smtpproto._wire.addresses import (
     is_postmaster,
     needs_smtputf8,
 )
+
+if TYPE_CHECKING:  # mypy knows testing/ as "testing" (package-dir mapping)
+    from testing import strategies as kit
+else:
+    from smtpproto.testing import strategies as kit
 
 CONTROL_CHARACTERS = [chr(code) for code in [*range(0x20), 0x7F]]
 CONTROL_IDS = [f"U+{ord(char):04X}" for char in CONTROL_CHARACTERS]
@@ -452,17 +458,7 @@ DOT_STRING_ORACLE = re.compile(rf"{_ATOM_ORACLE}(?:\.{_ATOM_ORACLE})*")
 safe_text = st.text(
     alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40
 )
-labels = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9-]{0,8}[A-Za-z0-9])?", fullmatch=True)
-host_names = st.builds(
-    lambda parts, tld, dot: ".".join([*parts, tld]) + dot,
-    st.lists(labels, max_size=3),
-    st.from_regex(r"[A-Za-z]{2,6}", fullmatch=True),
-    st.sampled_from(["", "."]),
-)
-literals = st.sampled_from(
-    ["[192.0.2.1]", "[IPv6:2001:db8::1]", "[IPv6:::ffff:192.0.2.1]", "[x-tag:a.b]"]
-)
-domains = st.one_of(host_names, literals, st.sampled_from(["bücher.example", "例子.广告"]))
+domains = kit.domains()
 
 
 def quoted(content: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -49,6 +49,11 @@ from smtpproto._machine.state import (
 )
 
 from .test_connection import EHLO_ALL, GREETING
+
+if TYPE_CHECKING:  # mypy knows testing/ as "testing" (package-dir mapping)
+    from testing import strategies as kit
+else:
+    from smtpproto.testing import strategies as kit
 
 K = CommandKind
 SAMPLE_COMMANDS: dict[CommandKind, Callable[[], Command]] = {
@@ -219,12 +224,7 @@ def test_R5_an_unexpected_code_in_any_state_leaves_quit_possible(state: State, l
     assert conn.send(Quit()) == b"QUIT\r\n"
 
 
-REPLY_LINE = st.builds(
-    lambda code, sep, text: b"%d%s%s\r\n" % (code, sep, text),
-    st.integers(100, 699),
-    st.sampled_from([b" ", b"-", b""]),
-    st.binary(max_size=20).filter(lambda b: b"\r\n" not in b),
-)
+REPLY_LINE = kit.reply_lines()
 
 
 def _moves(before: State) -> set[State]:

@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import itertools
 import re
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smtpproto._wire.encoder import MAX_TEXT_LINE, BodyInspector, CRLFNormalizer, DataEncoder
+
+if TYPE_CHECKING:  # mypy knows testing/ as "testing" (package-dir mapping)
+    from testing import strategies as kit
+    from testing.lookalikes import END_OF_DATA_LOOKALIKES
+else:
+    from smtpproto.testing import strategies as kit
+    from smtpproto.testing.lookalikes import END_OF_DATA_LOOKALIKES
 
 # --- naive references -------------------------------------------------------------------------
 
@@ -68,18 +76,12 @@ def has_bare_cr_or_lf(data: bytes) -> bool:
 
 
 # Bodies made mostly of the interesting octets, so smuggling shapes come up constantly.
-mail_bytes = st.binary(max_size=0) | st.lists(
-    st.sampled_from([b"\r", b"\n", b".", b"\r\n", b"a", b" ", b"\x80", b"\0", b"xyz"]),
-    max_size=60,
-).map(b"".join)
-bodies = mail_bytes | st.binary(max_size=200)
+bodies = kit.bodies()
 # A few long runs, so lines cross chunks and the 998-octet limit (C9) both ways.
-long_line_bodies = st.lists(
-    st.sampled_from([b"y" * 400, b"y" * 99, b"\r\n", b"\n", b"\r", b"\xff", b"\0"]), max_size=8
-).map(b"".join)
+long_line_bodies = kit.long_line_bodies()
 cut_lists = st.lists(st.integers(0, 200) | st.integers(0, 20_000), max_size=12)
 
-SMUGGLING_PAYLOADS = [b"\n.\n", b"\r.\r", b"\r\n.\n", b"\n.\r\n", b"\r.\r\n", b"\n.\r", b"\r\n.\r"]
+SMUGGLING_PAYLOADS = list(END_OF_DATA_LOOKALIKES.values())
 
 
 # --- DataEncoder: exact bytes -----------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given
@@ -13,6 +14,11 @@ from smtpproto._wire import replies as _replies
 from smtpproto._wire.errors import RemoteProtocolError
 from smtpproto._wire.receivebuffer import ReceiveBuffer
 from smtpproto._wire.replies import EnhancedStatus, ReplyAssembler, parse_enhanced_status
+
+if TYPE_CHECKING:  # mypy knows testing/ as "testing" (package-dir mapping)
+    from testing import strategies as kit
+else:
+    from smtpproto.testing import strategies as kit
 
 Reply = tuple[int, tuple[str, ...]]
 
@@ -345,15 +351,7 @@ def test_S6_S7_random_bytes_only_raise_remote_protocol_error(chunks: list[bytes]
         run_limited(chunks)
 
 
-@given(
-    chunks=st.lists(
-        st.lists(
-            st.sampled_from([b"250", b"250-", b"250 ", b"550 ", b"x", b"\r\n", b"\r", b"\n"]),
-            max_size=12,
-        ).map(b"".join),
-        max_size=20,
-    )
-)
+@given(chunks=st.lists(kit.hostile_replies(), max_size=20))
 def test_S6_S7_reply_shaped_noise_only_raises_remote_protocol_error(
     chunks: list[bytes],
 ) -> None:
@@ -362,10 +360,7 @@ def test_S6_S7_reply_shaped_noise_only_raises_remote_protocol_error(
         run_limited(chunks)
 
 
-reply_text = st.text(
-    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\r\n"),
-    max_size=30,
-)
+reply_text = kit.reply_texts()
 
 
 @given(
