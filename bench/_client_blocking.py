@@ -1,13 +1,25 @@
-"""smtpproto's blocking adapter; a large message is streamed from its path."""
+"""smtpproto's blocking adapter; a large message is streamed from its path.
+
+``blocking`` sends one message at a time (``send_message``); ``blocking-pipelined`` hands all the
+messages of a session to ``send_messages``, which keeps whole transactions in flight.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from _scenarios import LOCAL_HOSTNAME, SENDER, SyncSend, Work, run_sync
+from _scenarios import (
+    LOCAL_HOSTNAME,
+    SENDER,
+    Message,
+    SyncSendAll,
+    Work,
+    one_at_a_time,
+    run_sync,
+)
 
 if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (the package-dir mapping)
     from adapters.blocking import SMTPClient, TLSMode
@@ -15,17 +27,43 @@ else:
     from smtpproto.adapters.blocking import SMTPClient, TLSMode
 
 
+def _connect(host: str, port: int) -> SMTPClient:
+    return SMTPClient.connect(host, port, tls=TLSMode.NONE, local_hostname=LOCAL_HOSTNAME)
+
+
+def _check(result: Any) -> None:
+    if not result.all_delivered:
+        raise RuntimeError(f"smtpproto: not delivered to {result.failed}")
+
+
 @contextlib.contextmanager
-def session(host: str, port: int) -> Iterator[SyncSend]:
-    with SMTPClient.connect(host, port, tls=TLSMode.NONE, local_hostname=LOCAL_HOSTNAME) as client:
+def session(host: str, port: int) -> Iterator[SyncSendAll]:
+    with _connect(host, port) as client:
 
         def send(body: Any, recipients: list[str]) -> None:
-            result = client.send_message(body, SENDER, recipients)
-            if not result.all_delivered:
-                raise RuntimeError(f"smtpproto: not delivered to {result.failed}")
+            _check(client.send_message(body, SENDER, recipients))
 
-        yield send
+        yield one_at_a_time(send)
+
+
+@contextlib.contextmanager
+def pipelined_session(host: str, port: int) -> Iterator[SyncSendAll]:
+    with _connect(host, port) as client:
+
+        def send_all(messages: list[Message]) -> None:
+            # cast: a tree older than send_messages still type-checks (and runs the rest)
+            send_messages = cast(Any, client).send_messages
+            for result in send_messages(
+                (body, SENDER, recipients) for body, recipients in messages
+            ):
+                _check(result)
+
+        yield send_all
 
 
 def run(scenario: str, w: Work) -> float:
     return run_sync(session, Path, scenario, w)
+
+
+def run_pipelined(scenario: str, w: Work) -> float:
+    return run_sync(pipelined_session, Path, scenario, w)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
-from _scenarios import LOCAL_HOSTNAME, SENDER, AsyncSend, Work, run_async
+from _scenarios import LOCAL_HOSTNAME, SENDER, AsyncSendAll, Work, async_one_at_a_time, run_async
 
 if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (the package-dir mapping)
     from adapters.trio import SMTPClient, TLSMode
@@ -17,7 +17,7 @@ else:
 
 
 @contextlib.asynccontextmanager
-async def session(host: str, port: int) -> AsyncIterator[AsyncSend]:
+async def session(host: str, port: int) -> AsyncIterator[AsyncSendAll]:
     async with SMTPClient.connect(
         host, port, tls=TLSMode.NONE, local_hostname=LOCAL_HOSTNAME
     ) as client:
@@ -27,7 +27,7 @@ async def session(host: str, port: int) -> AsyncIterator[AsyncSend]:
             if not result.all_delivered:
                 raise RuntimeError(f"smtpproto: not delivered to {result.failed}")
 
-        yield send
+        yield async_one_at_a_time(send)
 
 
 async def gather(sessions: list[Callable[[], Awaitable[None]]]) -> None:

@@ -1,9 +1,17 @@
 """The benchmark's scenarios (A-E of issue 8), written once for blocking and once for async
 clients, so that every client does exactly the same work.
 
-A client is reduced to what every scenario needs: open a session, and send a message over it.
-Each client lives in its own module ``_client_<name>.py`` that imports its library; the runner
-imports only the one it measures, so a worker process's peak RSS belongs to one client alone.
+A client is reduced to what every scenario needs: open a session, and send messages over it
+(``send_all``: the messages in order, raising unless every one was delivered).  A client that
+sends one message at a time wraps its ``send`` with :func:`one_at_a_time`; smtpproto's pipelined
+variants hand the whole list to ``send_messages``.  Each client lives in its own module
+``_client_<name>.py`` that imports its library; a variant ``<name>-<how>`` is the function
+``run_<how>`` of that module.  The runner imports only the one it measures, so a worker process's
+peak RSS belongs to one client alone.
+
+A and C measure the messages over an open connection: the clock starts once the session is
+open (greeting and EHLO done) and stops when the last message is settled, before QUIT.  B, D and
+E measure whole sessions, from the connection to QUIT's reply.
 """
 
 from __future__ import annotations
@@ -20,11 +28,18 @@ from typing import Any
 __all__ = [
     "CLIENTS",
     "LOCAL_HOSTNAME",
+    "PIPELINED",
     "SCENARIOS",
     "SENDER",
+    "AsyncSendAll",
+    "Message",
+    "SyncSendAll",
     "Work",
+    "async_one_at_a_time",
+    "available",
     "load_client",
     "make_message",
+    "one_at_a_time",
     "read_whole_file",
     "run_async",
     "run_client",
@@ -35,8 +50,19 @@ SENDER = "bench@example.org"
 RECIPIENT = "rcpt@example.net"
 LOCAL_HOSTNAME = "bench.localhost"
 
-#: The clients, smtplib (the reference) first.  Each is the module ``_client_<name>``.
-CLIENTS = ("smtplib", "aiosmtplib", "blocking", "asyncio", "trio")
+#: The clients, smtplib (the reference) first.  Each is the module ``_client_<name>``, a variant
+#: ``<name>-<how>`` its function ``run_<how>``.
+CLIENTS = (
+    "smtplib",
+    "aiosmtplib",
+    "blocking",
+    "blocking-pipelined",
+    "asyncio",
+    "asyncio-pipelined",
+    "trio",
+)
+#: smtpproto's clients that hand all the messages of a session to ``send_messages`` at once.
+PIPELINED = ("blocking-pipelined", "asyncio-pipelined")
 #: Scenario letter -> the unit its rate is counted in.
 SCENARIOS = {"A": "msg", "B": "msg", "C": "rcpt", "D": "MB", "E": "msg"}
 
@@ -93,11 +119,24 @@ def read_whole_file(path: str) -> bytes:
         return file.read()
 
 
+#: One message to send: its content and its recipients.
+Message = tuple[Any, list[str]]
+
 # --- blocking clients -------------------------------------------------------------------------
 
 # Sends one message (body, recipients) over the open session; raises unless all delivered.
 SyncSend = Callable[[Any, list[str]], None]
-SyncOpener = Callable[[str, int], contextlib.AbstractContextManager[SyncSend]]
+# Sends the messages over the open session, in order; raises unless every one was delivered.
+SyncSendAll = Callable[[list[Message]], None]
+SyncOpener = Callable[[str, int], contextlib.AbstractContextManager[SyncSendAll]]
+
+
+def one_at_a_time(send: SyncSend) -> SyncSendAll:
+    def send_all(messages: list[Message]) -> None:
+        for body, rcpts in messages:
+            send(body, rcpts)
+
+    return send_all
 
 
 def run_sync(
@@ -107,22 +146,26 @@ def run_sync(
     message = make_message(w.message_size)
 
     def session(count: int) -> None:
-        with open_session(w.host, w.port) as send:
-            for _ in range(count):
-                send(message, [RECIPIENT])
+        with open_session(w.host, w.port) as send_all:
+            send_all([(message, [RECIPIENT])] * count)
 
-    start = time.perf_counter()
+    def over_open_session(messages: list[Message]) -> float:
+        with open_session(w.host, w.port) as send_all:
+            start = time.perf_counter()
+            send_all(messages)
+            return time.perf_counter() - start
+
     if scenario == "A":
-        session(w.messages)
-    elif scenario == "B":
+        return over_open_session([(message, [RECIPIENT])] * w.messages)
+    if scenario == "C":
+        return over_open_session([(message, recipients(w.recipients))])
+    start = time.perf_counter()
+    if scenario == "B":
         for _ in range(w.connections):
             session(1)
-    elif scenario == "C":
-        with open_session(w.host, w.port) as send:
-            send(message, recipients(w.recipients))
     elif scenario == "D":
-        with open_session(w.host, w.big_port) as send:
-            send(big_body(w.big_file), [RECIPIENT])
+        with open_session(w.host, w.big_port) as send_all:
+            send_all([(big_body(w.big_file), [RECIPIENT])])
     else:
         with ThreadPoolExecutor(w.concurrency) as pool:
             for future in [pool.submit(session, w.per_connection) for _ in range(w.concurrency)]:
@@ -133,9 +176,18 @@ def run_sync(
 # --- async clients ----------------------------------------------------------------------------
 
 AsyncSend = Callable[[Any, list[str]], Awaitable[None]]
-AsyncOpener = Callable[[str, int], contextlib.AbstractAsyncContextManager[AsyncSend]]
+AsyncSendAll = Callable[[list[Message]], Awaitable[None]]
+AsyncOpener = Callable[[str, int], contextlib.AbstractAsyncContextManager[AsyncSendAll]]
 # Runs the sessions (coroutine factories) concurrently and waits for all of them.
 Gather = Callable[[list[Callable[[], Awaitable[None]]]], Awaitable[None]]
+
+
+def async_one_at_a_time(send: AsyncSend) -> AsyncSendAll:
+    async def send_all(messages: list[Message]) -> None:
+        for body, rcpts in messages:
+            await send(body, rcpts)
+
+    return send_all
 
 
 async def run_async(
@@ -149,22 +201,26 @@ async def run_async(
     message = make_message(w.message_size)
 
     async def session(count: int) -> None:
-        async with open_session(w.host, w.port) as send:
-            for _ in range(count):
-                await send(message, [RECIPIENT])
+        async with open_session(w.host, w.port) as send_all:
+            await send_all([(message, [RECIPIENT])] * count)
 
-    start = time.perf_counter()
+    async def over_open_session(messages: list[Message]) -> float:
+        async with open_session(w.host, w.port) as send_all:
+            start = time.perf_counter()
+            await send_all(messages)
+            return time.perf_counter() - start
+
     if scenario == "A":
-        await session(w.messages)
-    elif scenario == "B":
+        return await over_open_session([(message, [RECIPIENT])] * w.messages)
+    if scenario == "C":
+        return await over_open_session([(message, recipients(w.recipients))])
+    start = time.perf_counter()
+    if scenario == "B":
         for _ in range(w.connections):
             await session(1)
-    elif scenario == "C":
-        async with open_session(w.host, w.port) as send:
-            await send(message, recipients(w.recipients))
     elif scenario == "D":
-        async with open_session(w.host, w.big_port) as send:
-            await send(big_body(w.big_file), [RECIPIENT])
+        async with open_session(w.host, w.big_port) as send_all:
+            await send_all([(big_body(w.big_file), [RECIPIENT])])
     else:
         await gather([lambda: session(w.per_connection) for _ in range(w.concurrency)])
     return time.perf_counter() - start
@@ -173,11 +229,24 @@ async def run_async(
 # --- running one ------------------------------------------------------------------------------
 
 
+def available(client: str) -> bool:
+    """Whether this smtpproto has what the client needs (``send_messages`` for a pipelined one)."""
+    if client not in PIPELINED:
+        return True
+    adapter = importlib.import_module(f"smtpproto.adapters.{client.partition('-')[0]}")
+    return hasattr(adapter.SMTPClient, "send_messages")
+
+
 def load_client(client: str) -> Callable[[str, Work], float]:
-    """Import the client's module (and so its library); returns its ``run(scenario, work)``."""
+    """Import the client's module (and so its library); returns its ``run(scenario, work)``
+    (``run_<how>`` for a variant ``<name>-<how>``)."""
     if client not in CLIENTS:
         raise ValueError(f"unknown client {client!r}")
-    run: Callable[[str, Work], float] = importlib.import_module(f"_client_{client}").run
+    name, _, how = client.partition("-")
+    module = importlib.import_module(f"_client_{name}")
+    run: Callable[[str, Work], float] | None = getattr(module, f"run_{how}" if how else "run", None)
+    if run is None:
+        raise RuntimeError(f"{client}: this smtpproto has no send_messages yet")
     return run
 
 

@@ -1,8 +1,8 @@
 """smtpproto's blocking, asyncio and trio clients against smtplib and aiosmtplib, in one run.
 
 Run: ``python bench/bench_clients.py`` (``--quick``: a smoke run of under half a minute; ``--help``
-for the rest).  Not a test: it prints a table, and a second one saying which targets of issue 8
-were met.  Scenarios, each against a local sink on 127.0.0.1:
+for the rest).  Not a test: it prints a table, and a second one saying which targets of issues 8
+and 13 were met.  Scenarios, each against a local sink on 127.0.0.1:
 
 - A: many 1 KB messages, one recipient each, over one connection;
 - B: the same number of sessions, a new connection for each message;
@@ -10,6 +10,11 @@ were met.  Scenarios, each against a local sink on 127.0.0.1:
 - D: one large message read from a file (the discard sink: smtp-sink would be the bottleneck);
 - E: concurrent connections, several messages each (tasks for the async clients, threads for
   the blocking ones).
+
+``--latency`` runs A, B, C and E over a "network" instead: through ``bench/_latency_proxy.py``,
+which adds a 10 ms and a 50 ms round trip, to a sink that offers DATA only and to one that offers
+CHUNKING too, with fewer messages (a round trip now costs what a thousand messages cost on
+loopback).
 
 Every measurement runs in a fresh worker process (this script with ``--worker``), so the peak
 RSS reported is that of one client doing one scenario.  Within a round the order of the clients
@@ -41,8 +46,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _scenarios import CLIENTS, SCENARIOS, Work, load_client, run_client
-from _servers import HOST, discard_sink, smtp_sink, smtp_sink_path
+from _scenarios import CLIENTS, SCENARIOS, Work, available, load_client, run_client
+from _servers import HOST, discard_sink, latency_proxy, smtp_sink, smtp_sink_path
 
 MB = 1_000_000
 MIB = 1 << 20
@@ -66,25 +71,69 @@ QUICK = {
     "concurrency": 5,
     "per_connection": 10,
 }
+# Behind the latency proxy, per round trip in ms: smtplib pays 4 round trips per message of A,
+# 8 per connection of B (the handshake, greeting, EHLO, MAIL, RCPT, DATA, content, QUIT), one
+# per recipient of C, so these keep its slowest scenario near 2 s (A: 50 x 40 ms; 20 x 200 ms).
+LATENCY = {
+    10: {"messages": 50, "connections": 20, "recipients": 50, "per_connection": 10},
+    50: {"messages": 20, "connections": 5, "recipients": 20, "per_connection": 4},
+}
+LATENCY_QUICK = {
+    10: {"messages": 10, "connections": 3, "recipients": 10, "per_connection": 2},
+    50: {"messages": 4, "connections": 1, "recipients": 4, "per_connection": 1},
+}
+LATENCY_CONCURRENCY = {"full": 20, "quick": 5}
+LATENCY_SCENARIOS = "ABCE"
+#: The sinks behind the proxy: name -> offers CHUNKING.
+LATENCY_SERVERS = {"DATA": False, "CHUNKING": True}
+#: The clients of a latency run unless --clients says otherwise (trio behaves like asyncio).
+LATENCY_CLIENTS = (
+    "smtplib",
+    "aiosmtplib",
+    "blocking",
+    "blocking-pipelined",
+    "asyncio",
+    "asyncio-pipelined",
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Where a run's scenarios go: loopback (label ""), or "10 ms DATA" behind the proxy."""
+
+    label: str
+    work: Work
 
 
 @dataclass(frozen=True)
 class Target:
-    """``client`` must be at least ``ratio`` times as fast as ``peer`` in ``scenario``."""
+    """Each of ``clients`` must be at least ``ratio`` times as fast as ``peer`` in ``scenario``
+    of the setting labelled ``setting``; ``issue`` is where the target was set."""
 
+    setting: str
     scenario: str
-    client: str
+    clients: tuple[str, ...]
     peer: str
     ratio: float
+    issue: int
 
 
+BLOCKING = ("blocking", "blocking-pipelined")
+ASYNCIO = ("asyncio", "asyncio-pipelined")
 TARGETS = [
-    Target("A", "blocking", "smtplib", 2.0),
-    Target("B", "blocking", "smtplib", 1.0),
-    Target("C", "blocking", "smtplib", 5.0),
-    Target("D", "blocking", "smtplib", 2.0),
-    Target("E", "asyncio", "aiosmtplib", 2.0),
-    Target("E", "trio", "aiosmtplib", 1.5),
+    # Loopback.
+    Target("", "A", BLOCKING, "smtplib", 2.0, 13),
+    Target("", "B", BLOCKING, "smtplib", 1.2, 13),
+    Target("", "C", ("blocking",), "smtplib", 5.0, 8),
+    Target("", "D", ("blocking",), "smtplib", 2.0, 13),
+    Target("", "E", ASYNCIO, "aiosmtplib", 1.5, 13),
+    Target("", "E", ("trio",), "aiosmtplib", 1.5, 8),
+    # Behind the latency proxy.
+    Target("10 ms DATA", "A", BLOCKING, "smtplib", 4.0, 13),
+    Target("10 ms CHUNKING", "A", BLOCKING, "smtplib", 20.0, 13),
+    Target("50 ms CHUNKING", "A", BLOCKING, "smtplib", 50.0, 13),
+    Target("10 ms DATA", "B", BLOCKING, "smtplib", 1.6, 13),
+    Target("10 ms DATA", "E", ASYNCIO, "aiosmtplib", 4.0, 13),
 ]
 # Scenario D's peak RSS limit for smtpproto's clients (the message is 200 MB).
 RSS_LIMIT_MB = 60
@@ -145,9 +194,20 @@ def run_worker(client: str, scenario: str, work: Work) -> Sample:
 def worker_main(client: str, scenario: str, work_json: str) -> None:
     work = Work(**json.loads(work_json))
     seconds = run_client(client, scenario, work)
-    # ru_maxrss is in KiB on Linux: the peak of this process, imports included.
-    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "max_rss_kib": max_rss}))
+    print(json.dumps({"seconds": seconds, "max_rss_kib": peak_rss_kib()}))
+
+
+def peak_rss_kib() -> int:
+    """This process's peak RSS in KiB, imports included.
+
+    Linux's VmHWM, not ``ru_maxrss``: that one survives ``exec``, so a worker reported the
+    runner's peak (about 25 MiB) whenever its own was smaller.
+    """
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def rotated(items: Sequence[str], by: int) -> list[str]:
@@ -155,35 +215,41 @@ def rotated(items: Sequence[str], by: int) -> list[str]:
     return [*items[by:], *items[:by]]
 
 
+# (setting label, scenario, client) -> the samples of its rounds
+Samples = dict[tuple[str, str, str], list[Sample]]
+
+
 def run_rounds(
-    work: Work, scenarios: str, clients: Sequence[str], rounds: int
-) -> dict[tuple[str, str], list[Sample]]:
-    samples: dict[tuple[str, str], list[Sample]] = {}
+    settings: Sequence[Setting], scenarios: str, clients: Sequence[str], rounds: int
+) -> Samples:
+    samples: Samples = {}
     for number in range(rounds):
-        for scenario in scenarios:
-            for client in rotated(clients, number + "ABCDE".index(scenario)):
-                sample = run_worker(client, scenario, work)
-                samples.setdefault((scenario, client), []).append(sample)
-                print(
-                    f"  round {number + 1}/{rounds} {scenario} {client:<10} "
-                    f"{sample.seconds:8.3f} s  {sample.max_rss_kib / 1024:7.1f} MiB",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        for turn, setting in enumerate(settings):
+            for scenario in scenarios:
+                for client in rotated(clients, number + turn + "ABCDE".index(scenario)):
+                    sample = run_worker(client, scenario, setting.work)
+                    samples.setdefault((setting.label, scenario, client), []).append(sample)
+                    print(
+                        f"  round {number + 1}/{rounds} {setting.label} {scenario} {client:<18} "
+                        f"{sample.seconds:8.3f} s  {sample.max_rss_kib / 1024:7.1f} MiB",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     return samples
 
 
 # --- the tables -------------------------------------------------------------------------------
 
 
-def table(rows: list[list[str]], header: list[str]) -> str:
-    """An aligned table that is also a reStructuredText simple table."""
+def table(rows: list[list[str]], header: list[str], left: int = 2) -> str:
+    """An aligned table that is also a reStructuredText simple table (``left`` columns of text,
+    then figures)."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     rule = "  ".join("=" * w for w in widths)
 
     def line(cells: list[str]) -> str:
         return "  ".join(
-            cell.ljust(w) if i < 2 else cell.rjust(w)
+            cell.ljust(w) if i < left else cell.rjust(w)
             for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
@@ -201,37 +267,62 @@ def rate(scenario: str, units: int, seconds: float) -> str:
     return f"{units / seconds:,.0f} {unit}/s"
 
 
-def ratio(
-    samples: dict[tuple[str, str], list[Sample]], scenario: str, client: str, peer: str
-) -> str:
-    if (scenario, peer) not in samples:
+def ratio(samples: Samples, key: tuple[str, str], client: str, peer: str) -> str:
+    if (*key, peer) not in samples:
         return "-"
-    return f"{median(samples[scenario, peer]) / median(samples[scenario, client]):.2f}x"
+    return f"{median(samples[*key, peer]) / median(samples[*key, client]):.2f}x"
 
 
 def results_table(
-    work: Work, samples: dict[tuple[str, str], list[Sample]], scenarios: str, clients: Sequence[str]
+    settings: Sequence[Setting], samples: Samples, scenarios: str, clients: Sequence[str]
 ) -> str:
     rows = []
-    for scenario in scenarios:
-        label = f"{scenario} {scenario_size(work, scenario)}"
-        for client in clients:
-            got = samples[scenario, client]
-            seconds = [s.seconds for s in got]
-            rows.append(
-                [
-                    label,
-                    client,
-                    f"{median(got):.3f}",
-                    f"{min(seconds):.3f}-{max(seconds):.3f}",
-                    rate(scenario, work.units(scenario), median(got)),
-                    ratio(samples, scenario, client, "smtplib"),
-                    ratio(samples, scenario, client, "aiosmtplib"),
-                    f"{max(s.max_rss_kib for s in got) / 1024:.1f}",
-                ]
-            )
+    for setting in settings:
+        for scenario in scenarios:
+            label = f"{setting.label} {scenario} {scenario_size(setting.work, scenario)}".strip()
+            key = (setting.label, scenario)
+            for client in clients:
+                got = samples[*key, client]
+                seconds = [s.seconds for s in got]
+                rows.append(
+                    [
+                        label,
+                        client,
+                        f"{median(got):.3f}",
+                        f"{min(seconds):.3f}-{max(seconds):.3f}",
+                        rate(scenario, setting.work.units(scenario), median(got)),
+                        ratio(samples, key, client, "smtplib"),
+                        ratio(samples, key, client, "aiosmtplib"),
+                        f"{max(s.max_rss_kib for s in got) / 1024:.1f}",
+                    ]
+                )
     header = ["scenario", "client", "median s", "min-max s", "rate", "vs smtplib"]
     return table(rows, [*header, "vs aiosmtplib", "peak RSS MiB"])
+
+
+def peer_of(client: str) -> str:
+    """The reference a client is compared with in the summary: blocking ones with smtplib."""
+    return "smtplib" if client.startswith(("blocking", "smtplib")) else "aiosmtplib"
+
+
+def summary_table(
+    settings: Sequence[Setting], samples: Samples, scenarios: str, clients: Sequence[str]
+) -> str:
+    """One row per setting and scenario: each client's rate, and its ratio to its peer."""
+    rows = []
+    for setting in settings:
+        rtt, _, server = setting.label.partition(" ms ")
+        for scenario in scenarios:
+            key = (setting.label, scenario)
+            cells = [f"{rtt} ms", server, f"{scenario} {scenario_size(setting.work, scenario)}"]
+            for client in clients:
+                per_second = setting.work.units(scenario) / median(samples[*key, client])
+                cell = f"{per_second:,.1f}"
+                if client not in ("smtplib", "aiosmtplib"):
+                    cell += f" ({ratio(samples, key, client, peer_of(client))})"
+                cells.append(cell)
+            rows.append(cells)
+    return table(rows, ["RTT", "server", "scenario", *clients], left=3)
 
 
 def scenario_size(work: Work, scenario: str) -> str:
@@ -246,26 +337,31 @@ def scenario_size(work: Work, scenario: str) -> str:
     }[scenario]
 
 
-def targets_table(samples: dict[tuple[str, str], list[Sample]]) -> str:
+def targets_table(samples: Samples) -> str:
     rows = []
     for t in TARGETS:
-        if (t.scenario, t.client) not in samples or (t.scenario, t.peer) not in samples:
-            continue
-        measured = median(samples[t.scenario, t.peer]) / median(samples[t.scenario, t.client])
-        rows.append(
-            [
-                t.scenario,
-                f"{t.client} >= {t.ratio:g}x {t.peer}",
-                f"{measured:.2f}x",
-                verdict(measured, t.ratio),
-            ]
-        )
+        for client in t.clients:
+            key = (t.setting, t.scenario)
+            if (*key, client) not in samples or (*key, t.peer) not in samples:
+                continue
+            measured = median(samples[*key, t.peer]) / median(samples[*key, client])
+            rows.append(
+                [
+                    f"{t.setting} {t.scenario}".strip(),
+                    f"{client} >= {t.ratio:g}x {t.peer}",
+                    str(t.issue),
+                    f"{measured:.2f}x",
+                    verdict(measured, t.ratio),
+                ]
+            )
     for client in SMTPPROTO_CLIENTS:
-        if ("D", client) in samples:
-            peak = max(s.max_rss_kib for s in samples["D", client]) / 1024
+        if ("", "D", client) in samples:
+            peak = max(s.max_rss_kib for s in samples["", "D", client]) / 1024
             status = "met" if peak < RSS_LIMIT_MB else f"MISSED by {peak - RSS_LIMIT_MB:.1f} MiB"
-            rows.append(["D", f"{client} peak RSS < {RSS_LIMIT_MB} MiB", f"{peak:.1f} MiB", status])
-    return table(rows, ["scenario", "target", "measured", "status"])
+            rows.append(
+                ["D", f"{client} peak RSS < {RSS_LIMIT_MB} MiB", "8", f"{peak:.1f} MiB", status]
+            )
+    return table(rows, ["scenario", "target", "issue", "measured", "status"])
 
 
 def verdict(measured: float, wanted: float) -> str:
@@ -314,29 +410,59 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, 1 round: a smoke run")
     parser.add_argument("--rounds", type=int, help="rounds per scenario (default 3, quick 1)")
-    parser.add_argument("--scenarios", default="ABCDE", help="which scenarios (default ABCDE)")
+    parser.add_argument(
+        "--scenarios", help=f"which scenarios (default ABCDE; {LATENCY_SCENARIOS} with --latency)"
+    )
     parser.add_argument(
         "--clients",
-        default=",".join(CLIENTS),
-        help=f"comma-separated (default {','.join(CLIENTS)})",
+        help=f"comma-separated (default: all of {','.join(CLIENTS)} that this smtpproto has; "
+        f"with --latency, {','.join(LATENCY_CLIENTS)})",
     )
     parser.add_argument(
         "--sink",
         choices=("smtp-sink", "discard"),
         default="smtp-sink",
-        help="the server for A, B, C and E (D always uses the discard sink)",
+        help="the server for A, B, C and E on loopback (D always uses the discard sink)",
+    )
+    parser.add_argument(
+        "--latency", action="store_true", help="A, B, C, E through the latency proxy instead"
+    )
+    parser.add_argument(
+        "--rtt", default="10,50", help="with --latency: round trips in ms (default 10,50)"
+    )
+    parser.add_argument(
+        "--servers",
+        default=",".join(LATENCY_SERVERS),
+        help="with --latency: DATA (a sink without CHUNKING), CHUNKING, or both (the default)",
     )
     parser.add_argument(
         "--profile", metavar="CLIENT:SCENARIO", help="cProfile one scenario instead of the table"
     )
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.scenarios = args.scenarios.upper()
-    if not args.scenarios or set(args.scenarios) - set(SCENARIOS):
-        parser.error(f"--scenarios takes letters of {''.join(SCENARIOS)}")
-    args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    if args.worker:
+        return args
+    args.scenarios = (args.scenarios or (LATENCY_SCENARIOS if args.latency else "ABCDE")).upper()
+    allowed = LATENCY_SCENARIOS if args.latency else "".join(SCENARIOS)
+    if not args.scenarios or set(args.scenarios) - set(allowed):
+        parser.error(f"--scenarios takes letters of {allowed}")
+    if args.clients is None:
+        default = LATENCY_CLIENTS if args.latency else CLIENTS
+        args.clients = [c for c in default if available(c)]
+    else:
+        args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     if not args.clients or set(args.clients) - set(CLIENTS):
         parser.error(f"--clients takes names of {', '.join(CLIENTS)}")
+    missing = [c for c in args.clients if not available(c)]
+    if missing:
+        parser.error(f"this smtpproto has no send_messages for {', '.join(missing)}")
+    args.rtt = [int(r) for r in args.rtt.split(",")]
+    sizes = LATENCY_QUICK if args.quick else LATENCY
+    if args.latency and set(args.rtt) - set(sizes):
+        parser.error(f"--rtt takes {', '.join(map(str, sizes))}")
+    args.servers = [s.strip().upper() for s in args.servers.split(",") if s.strip()]
+    if not args.servers or set(args.servers) - set(LATENCY_SERVERS):
+        parser.error(f"--servers takes {', '.join(LATENCY_SERVERS)}")
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
     if args.rounds < 1:
@@ -360,10 +486,41 @@ def servers(sink: str) -> Iterator[Servers]:
                 yield Servers(port, big_port)
 
 
+@contextlib.contextmanager
+def latency_settings(args: argparse.Namespace) -> Iterator[list[Setting]]:
+    """A sink per server kind, a proxy per sink and round trip; yields a setting for each."""
+    sizes = LATENCY_QUICK if args.quick else LATENCY
+    concurrency = LATENCY_CONCURRENCY["quick" if args.quick else "full"]
+    settings = []
+    with contextlib.ExitStack() as stack:
+        for server in args.servers:
+            sink = stack.enter_context(discard_sink(chunking=LATENCY_SERVERS[server]))
+            for rtt in args.rtt:
+                proxy = stack.enter_context(latency_proxy(sink, rtt))
+                work = Work(
+                    host=HOST,
+                    port=proxy,
+                    big_port=0,  # D is not run behind the proxy
+                    message_size=FULL["message_size"],
+                    big_file="",
+                    concurrency=concurrency,
+                    **sizes[rtt],
+                )
+                settings.append(Setting(f"{rtt} ms {server}", work))
+        # Round trips in the outer loop: the table reads 10 ms DATA, 10 ms CHUNKING, 50 ms...
+        yield sorted(settings, key=lambda s: int(s.label.split()[0]))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.worker:
         worker_main(*args.worker)
+        return
+    if args.latency:
+        if args.profile:
+            sys.exit("--profile runs on loopback only")
+        with latency_settings(args) as settings:
+            report(settings, args)
         return
     if args.sink == "smtp-sink" and smtp_sink_path() is None:
         sys.exit("smtp-sink not found (Debian: apt-get install postfix); or use --sink discard")
@@ -390,16 +547,26 @@ def main(argv: Sequence[str] | None = None) -> None:
                 client, _, scenario = args.profile.partition(":")
                 profile(client, scenario.upper(), work)
                 return
-            report(work, args)
+            report([Setting("", work)], args)
 
 
-def report(work: Work, args: argparse.Namespace) -> None:
+def report(settings: list[Setting], args: argparse.Namespace) -> None:
     command = " ".join(["python", "bench/bench_clients.py", *sys.argv[1:]])
     print(f"# {command}", file=sys.stderr)
-    samples = run_rounds(work, args.scenarios, args.clients, args.rounds)
-    print(f"\n{command}\n{environment()}; {args.rounds} round(s), sink for A-C, E: {args.sink}\n")
-    print(results_table(work, samples, args.scenarios, args.clients))
+    samples = run_rounds(settings, args.scenarios, args.clients, args.rounds)
+    where = (
+        f"through the latency proxy to bench/_sink.py ({', '.join(args.servers)})"
+        if args.latency
+        else f"sink for A-C, E: {args.sink}"
+    )
+    print(f"\n{command}\n{environment()}; {args.rounds} round(s), {where}\n")
+    print(results_table(settings, samples, args.scenarios, args.clients))
     print("\nvs X: X's median time / this client's median time (higher is faster).\n")
+    if args.latency:
+        print("Rates per second (messages; recipients for C), medians of the rounds; in")
+        print("brackets the ratio to smtplib (blocking clients) or aiosmtplib (async ones).\n")
+        print(summary_table(settings, samples, args.scenarios, args.clients))
+        print()
     print(targets_table(samples))
 
 
