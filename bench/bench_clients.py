@@ -76,7 +76,7 @@ QUICK = {
 # recipient of C and 4 per message of E: these counts keep each of its runs under about 3 s
 # (A at 50 ms: 16 x 4 x 50 ms), and the whole latency run near 5 minutes.
 LATENCY = {
-    10: {"messages": 40, "connections": 15, "recipients": 40, "per_connection": 8},
+    10: {"messages": 40, "connections": 15, "recipients": 40, "per_connection": 10},
     50: {"messages": 16, "connections": 4, "recipients": 16, "per_connection": 4},
 }
 LATENCY_QUICK = {
