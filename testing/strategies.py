@@ -63,9 +63,10 @@ def replies(
     )
 
 
-def edge_replies() -> st.SearchStrategy[bytes]:
-    """Valid replies that stress a parser: each shape a server may legally send."""
-    code = st.integers(200, 599)
+def edge_replies(codes: st.SearchStrategy[int] | None = None) -> st.SearchStrategy[bytes]:
+    """Valid replies that stress a parser: each shape a server may legally send, with a code
+    from ``codes`` (200-599)."""
+    code = codes if codes is not None else st.integers(200, 599)
     return st.one_of(
         code.map(lambda c: b"%d\r\n" % c),  # bare code, no text (RFC 5321 §4.2)
         code.map(lambda c: b"%d-\r\n%d \r\n" % (c, c)),  # empty texts
