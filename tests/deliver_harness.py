@@ -243,6 +243,12 @@ class SilentListener:
         with self._lock:
             return len(self.accepted_at)
 
+    @property
+    def port(self) -> int:
+        """Where it listens (for a listener made on port 0)."""
+        port: int = self._socket.getsockname()[1]
+        return port
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)

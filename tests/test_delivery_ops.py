@@ -379,7 +379,9 @@ def test_X10_refused_greeting_at_the_last_mx_defers(greeting: str) -> None:
     report = deliver(network, ["u@example.com"])
     outcome = report["u@example.com"]
     assert outcome.status == "temporary"
-    assert outcome.reply is None
+    # The last server's refusal is the latest word, and names that server (issue 14).
+    assert outcome.reply is not None and outcome.reply.code == int(greeting[:3])
+    assert outcome.server_address == "192.0.2.2"
     assert len(outcome.attempts) == 2
     assert not report.port_25_blocked  # servers were reached
 
@@ -442,7 +444,8 @@ def test_X10_every_recipient_refused_mixed_codes() -> None:
     assert network.connections[1].commands.count("RCPT TO:<bad@example.com>") == 0
     busy = report["busy@example.com"]
     assert busy.reply is not None and busy.reply.code == 451
-    assert busy.server_host is None  # not settled by any server
+    # Not settled, but the reply came from a server, and the outcome names it (issue 14).
+    assert (busy.server_host, busy.server_address) == ("mx2.example.com", "192.0.2.2")
 
 
 def test_X10_every_recipient_refused_for_good_stops_at_the_first_mx() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from smtpproto import (
     AttemptRecord,
+    AuthenticationError,
     ConnectError,
     DeliveryReport,
     EnhancedStatus,
@@ -16,9 +17,13 @@ from smtpproto import (
     RecipientOutcome,
     Reply,
     SMTPTimeoutError,
+    TLSError,
+    TLSRequiredError,
 )
+from smtpproto._delivery.report import failure_detail
 
 MX = AttemptRecord("mx.example.com", "192.0.2.1", 25)
+MX2 = AttemptRecord("mx2.example.com", "192.0.2.2", 25)
 OK = Reply(250, ("2.0.0 queued as 1234",), EnhancedStatus(2, 0, 0))
 NO_USER = Reply(550, ("5.1.1 no such user",), EnhancedStatus(5, 1, 1))
 
@@ -55,6 +60,27 @@ def test_attempt_record_connected_and_failed() -> None:
     assert MX.error is None  # frozen: the original is untouched
 
 
+def test_attempt_record_says_when_tls_failed() -> None:
+    """A failed handshake, or STARTTLS required and not had: neither is a cleartext session."""
+    for error in (TLSError("certificate verify failed"), TLSRequiredError("no STARTTLS")):
+        failed = MX.failed(error)
+        assert failed.tls_failed and not failed.connect_failed and not failed.tls
+    assert not refused(MX).tls_failed
+
+
+def test_failure_detail_does_not_repeat_the_reply_code() -> None:
+    """Issue 14: the relay's wrong-password detail read "535 authentication failed: 535 ..."."""
+    reply = Reply(535, ("Incorrect authentication data",))
+    error = AuthenticationError("authentication failed", reply)
+    assert failure_detail(error) == "authentication failed: Incorrect authentication data"
+    outcome = RecipientOutcome("a@example.com", "permanent", reply, failure_detail(error))
+    line = str(DeliveryReport((outcome,), relay=True)).splitlines()[1]
+    assert line == (
+        "  a@example.com: permanent: 535 authentication failed: Incorrect authentication data"
+    )
+    assert failure_detail(TLSError("handshake failed")) == "handshake failed"
+
+
 def test_attempt_record_to_dict() -> None:
     assert refused(MX).to_dict() == {
         "host": "mx.example.com",
@@ -65,6 +91,7 @@ def test_attempt_record_to_dict() -> None:
         "error": "cannot connect to 192.0.2.1 port 25: Connection refused",
         "connect_failed": True,
         "encoding_error": False,
+        "tls_failed": False,
     }
 
 
@@ -101,7 +128,7 @@ def test_with_status_summary_and_all_delivered() -> None:
 
 
 def test_port_25_blocked_when_every_attempt_failed_at_connect() -> None:
-    timed_out = MX.failed(ConnectError("192.0.2.2", 25, "timed out", timed_out=True))
+    timed_out = MX2.failed(ConnectError("192.0.2.2", 25, "timed out", timed_out=True))
     report = DeliveryReport(
         (temporary("a@example.com", refused(MX)), temporary("b@example.org", timed_out))
     )
@@ -112,12 +139,21 @@ def test_port_25_blocked_when_every_attempt_failed_at_connect() -> None:
 
 
 def test_port_25_diagnosis_names_the_port_used() -> None:
-    report = DeliveryReport((temporary("a@example.com", refused(MX)),), port=2525)
+    report = DeliveryReport((temporary("a@example.com", refused(MX), refused(MX2)),), port=2525)
     assert report.diagnosis is not None and "port 2525" in report.diagnosis
 
 
+def test_port_25_not_blocked_for_one_refusing_address() -> None:
+    """Issue 14: one domain, one refused MX says nothing about the local network; the same
+    address refusing twice (two recipients of one domain) is still one address."""
+    one = DeliveryReport(
+        (temporary("a@example.com", refused(MX)), temporary("b@example.com", refused(MX)))
+    )
+    assert not one.port_25_blocked and one.diagnosis is None
+
+
 def test_port_25_not_blocked_through_a_relay() -> None:
-    report = DeliveryReport((temporary("a@example.com", refused(MX)),), relay=True)
+    report = DeliveryReport((temporary("a@example.com", refused(MX), refused(MX2)),), relay=True)
     assert not report.port_25_blocked
     assert report.diagnosis is None
 
@@ -167,8 +203,21 @@ def test_str_lists_each_recipient_with_its_server_tls_reply_and_attempts() -> No
     assert len(lines) == 10  # no diagnosis: something was delivered
 
 
+def test_str_keeps_its_layout_for_a_multi_line_reply() -> None:
+    """Issue 14: Exim's reply to BDAT LAST has two lines; the second stays under its
+    recipient, indented, instead of starting a line of its own."""
+    exim = Reply(250, ("1234 byte chunk, total 1234", "OK id=1tXyZ-000abc-7Q"))
+    outcome = RecipientOutcome("a@example.com", "delivered", exim, exim.text, "mx", "192.0.2.1")
+    lines = str(DeliveryReport((outcome,))).splitlines()
+    assert lines[1] == (
+        "  a@example.com: delivered via mx [192.0.2.1]: 250 1234 byte chunk, total 1234"
+    )
+    assert lines[2] == "      OK id=1tXyZ-000abc-7Q"
+    assert len(lines) == 3
+
+
 def test_str_ends_with_the_diagnosis_when_port_25_looks_blocked() -> None:
-    report = DeliveryReport((temporary("a@example.com", refused(MX)),))
+    report = DeliveryReport((temporary("a@example.com", refused(MX), refused(MX2)),))
     assert report.diagnosis is not None
     assert str(report).splitlines()[-1] == report.diagnosis
 

@@ -11,6 +11,7 @@ sends everything through one relay, authenticating first.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from smtpproto._operations.message import Body, OutgoingMessage, prepare_message
 from smtpproto._operations.options import SendOptions, SessionOptions, TLSMode
 from smtpproto._operations.session import Session
 from smtpproto._wire.errors import (
+    ConnectError,
     DataRefused,
     MessageTooLarge,
     RecipientsRefused,
@@ -43,7 +45,7 @@ from smtpproto.mx import (
     plan_delivery,
 )
 
-from .report import AttemptRecord, DeliveryReport, RecipientOutcome, Status
+from .report import AttemptRecord, DeliveryReport, RecipientOutcome, Status, failure_detail
 
 __all__ = [
     "DeliveryJob",
@@ -62,6 +64,14 @@ _STREAM_REFUSED = (
 )
 # A relay without implicit TLS defaults to the submission port (RFC 6409).
 SUBMISSION_PORT = 587
+#: Where delivery says what it does between the SMTP lines of ``smtpproto.transcript``: each
+#: connection, each failed handshake and cleartext retry, each host given up, and which host
+#: settled which recipients.  INFO level; the command line prints it as ``*`` lines.
+DELIVERY_LOGGER = logging.getLogger("smtpproto.delivery")
+
+
+def _where(attempt: AttemptRecord) -> str:
+    return f"{attempt.host} [{attempt.address}] port {attempt.port}"
 
 
 @dataclass(frozen=True)
@@ -176,7 +186,9 @@ class _Ledger:
         self.pending = list(recipients)
         self.attempts: list[AttemptRecord] = []
         self._settled: dict[str, RecipientOutcome] = {}
-        self._last: dict[str, tuple[Reply | None, str, bool]] = {}
+        # The latest word on each recipient still pending: the reply (and the server that gave
+        # it), or the error, and whether it is temporary.
+        self._last: dict[str, tuple[Reply | None, str, bool, AttemptRecord | None]] = {}
 
     def settle(self, rcpt: str, reply: Reply, delivered: bool, where: AttemptRecord) -> None:
         """A server's word on ``rcpt``: final when delivered or permanent, else retry elsewhere."""
@@ -195,7 +207,7 @@ class _Ledger:
             # Every copy of an address given twice: the server's word covers them all.
             self.pending = [p for p in self.pending if p != rcpt]
         else:
-            self._last[rcpt] = (reply, reply.text, True)
+            self._last[rcpt] = (reply, reply.text, True, where)
 
     def settle_result(self, result: SendResult, where: AttemptRecord) -> None:
         for r in result:
@@ -223,8 +235,14 @@ class _Ledger:
             for rcpt in list(self.pending):
                 self.settle(rcpt, reply, False, where)
             return True
+        server = where if reply is not None else None  # a reply names the server that gave it
         for rcpt in self.pending:
-            self._last[rcpt] = (reply, str(exc), exc.temporary or self.soft_errors)
+            self._last[rcpt] = (
+                reply,
+                failure_detail(exc),
+                exc.temporary or self.soft_errors,
+                server,
+            )
         return False
 
     def outcomes(self) -> list[RecipientOutcome]:
@@ -235,14 +253,35 @@ class _Ledger:
             if settled is not None:
                 result.append(dataclasses.replace(settled, attempts=attempts))
                 continue
-            reply, detail, temporary = self._last.get(rcpt, (None, "", True))
+            reply, detail, temporary, where = self._last.get(rcpt, (None, "", True, None))
             # A message no host could take for its encoding will not improve by waiting.
             if attempts and all(a.encoding_error for a in attempts):
                 temporary = False
             status: Status = "temporary" if temporary else "permanent"
             detail = detail or "no mail server could be reached"
-            result.append(RecipientOutcome(rcpt, status, reply, detail, attempts=attempts))
+            outcome = RecipientOutcome(rcpt, status, reply, detail, attempts=attempts)
+            if where is not None:
+                outcome = dataclasses.replace(
+                    outcome,
+                    server_host=where.host,
+                    server_address=where.address,
+                    tls=where.tls,
+                    tls_verified=where.tls_verified,
+                )
+            result.append(outcome)
         return result
+
+    def log_settled(self, where: AttemptRecord, recipients: list[str]) -> None:
+        """Say which of ``recipients`` this host settled, and how, and which remain."""
+        if not DELIVERY_LOGGER.isEnabledFor(logging.INFO):
+            return
+        by_status: dict[str, list[str]] = {}
+        for rcpt in dict.fromkeys(recipients):
+            settled = self._settled.get(rcpt)
+            status = "not settled here" if settled is None else settled.status
+            by_status.setdefault(status, []).append(rcpt)
+        said = "; ".join(f"{status}: {', '.join(rcpts)}" for status, rcpts in by_status.items())
+        DELIVERY_LOGGER.info("outcome at %s: %s", _where(where), said)
 
 
 def deliver_domain(
@@ -263,14 +302,20 @@ def deliver_domain(
             break
         session = options.new_session()
         where = AttemptRecord(attempt.host, attempt.address, options.port)
+        DELIVERY_LOGGER.info("connecting to %s (TLS: %s)", _where(where), tls_mode.value)
         try:
             yield from _open(session, where, tls_mode, verify)
         except SMTPError as exc:
             ledger.attempts.append(where.failed(exc))
+            if not isinstance(exc, ConnectError):  # a server was reached: its word is the latest
+                ledger.settle_error(exc, where)
+            DELIVERY_LOGGER.info("giving up on %s: %s", _where(where), exc)
             continue
         where = where.connected(session.tls_active, session.tls_verified)
         sessions += 1  # a session that got past the greeting and TLS (X5, Postfix's limit)
+        recipients_here = list(ledger.pending)
         final = yield from _transaction(session, message, ledger, where, options)
+        ledger.log_settled(where, recipients_here)
         yield from session.quit()
         if final:
             break
@@ -286,10 +331,13 @@ def _open(
         yield from session.open(
             where.address, where.port, tls=tls_mode, server_hostname=name, verify=verify
         )
-    except TLSError:
+    except TLSError as exc:
         if tls_mode is not TLSMode.OPPORTUNISTIC:
             raise
         # A failed opportunistic handshake: the same host again, in cleartext (RFC 7435 §4).
+        DELIVERY_LOGGER.info(
+            "TLS handshake with %s failed (%s); connecting again, in cleartext", _where(where), exc
+        )
         yield from session.open(where.address, where.port, tls=TLSMode.NONE, server_hostname=name)
 
 
@@ -307,6 +355,7 @@ def _transaction(
         )
     except SMTPError as exc:
         ledger.attempts.append(where.failed(exc))
+        DELIVERY_LOGGER.info("the transaction with %s failed: %s", _where(where), exc)
         return ledger.settle_error(exc, where)
     ledger.attempts.append(where)
     ledger.settle_result(result, where)
@@ -322,6 +371,7 @@ def deliver_relay(
     port = relay.port if relay.port is not None else DEFAULT_PORTS.get(relay.tls, SUBMISSION_PORT)
     where = AttemptRecord(relay.host, relay.host, port)
     ledger = _Ledger(list(message.recipients), soft_errors=False)
+    DELIVERY_LOGGER.info("connecting to the relay %s (TLS: %s)", _where(where), relay.tls.value)
     try:
         yield from session.open(relay.host, port, tls=relay.tls)
         where = where.connected(session.tls_active, session.tls_verified)
@@ -335,8 +385,10 @@ def deliver_relay(
     except SMTPError as exc:
         ledger.attempts.append(where.failed(exc))
         ledger.settle_error(exc, where)
+        DELIVERY_LOGGER.info("the relay %s failed: %s", _where(where), exc)
     else:
         yield from _transaction(session, message, ledger, where, options)
+        ledger.log_settled(where, ledger.recipients)
     yield from session.quit()
     return ledger.outcomes()
 

@@ -6,11 +6,18 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from smtpproto._wire.errors import ConnectError, MessageEncodingError, SMTPError
+from smtpproto._wire.errors import (
+    ConnectError,
+    MessageEncodingError,
+    ReplyError,
+    SMTPError,
+    TLSError,
+    TLSRequiredError,
+)
 from smtpproto._wire.events import Reply
 from smtpproto.mx import DEFAULT_MX_PORT
 
-__all__ = ["AttemptRecord", "DeliveryReport", "RecipientOutcome", "Status"]
+__all__ = ["AttemptRecord", "DeliveryReport", "RecipientOutcome", "Status", "failure_detail"]
 
 Status = Literal["delivered", "temporary", "permanent"]
 
@@ -20,6 +27,18 @@ PORT_25_ADVICE = (
     "relay (submission) server instead: deliver(message, relay=Relay(host, 587, username=..., "
     "password=...))."
 )
+#: Fewer distinct addresses than this refusing port 25 say nothing about the local network: one
+#: dead or filtered mail exchanger is common, several at once are what a blocked port looks like.
+PORT_25_EVIDENCE = 2
+
+
+def failure_detail(exc: SMTPError) -> str:
+    """What went wrong, in words, without repeating the reply code that the report shows next
+    to it: ``authentication failed: 5.7.8 bad password`` for a 535, ``str(exc)`` otherwise."""
+    if isinstance(exc, ReplyError):
+        reply = exc.reply
+        return str(exc).removesuffix(f": {reply.code} {reply.text}") + f": {reply.text}"
+    return str(exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +53,7 @@ class AttemptRecord:
     error: str | None = None
     connect_failed: bool = False  # refused or timed out before any SMTP was spoken
     encoding_error: bool = False  # the message needs an extension this host lacks
+    tls_failed: bool = False  # the handshake failed, or STARTTLS was required and not had
 
     def connected(self, tls: bool, tls_verified: bool) -> AttemptRecord:
         return dataclasses.replace(self, tls=tls, tls_verified=tls_verified)
@@ -44,6 +64,7 @@ class AttemptRecord:
             error=str(exc),
             connect_failed=isinstance(exc, ConnectError),
             encoding_error=isinstance(exc, MessageEncodingError),
+            tls_failed=isinstance(exc, (TLSError, TLSRequiredError)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -115,11 +136,13 @@ class DeliveryReport:
 
     @property
     def port_25_blocked(self) -> bool:
-        """Direct delivery reached no server at all: every attempt failed at connect."""
+        """Direct delivery reached no server at all, on several addresses: every attempt
+        failed at connect, at two or more addresses (one dead host proves nothing)."""
         if self.relay or any(o.status == "delivered" for o in self.outcomes):
             return False
         attempts = [a for o in self.outcomes for a in o.attempts]
-        return bool(attempts) and all(a.connect_failed for a in attempts)
+        addresses = {a.address for a in attempts}
+        return len(addresses) >= PORT_25_EVIDENCE and all(a.connect_failed for a in attempts)
 
     @property
     def diagnosis(self) -> str | None:
@@ -140,7 +163,9 @@ class DeliveryReport:
             where = f" via {o.server_host} [{o.server_address}]" if o.server_host else ""
             tls = (" TLS" + ("" if o.tls_verified else " (unverified)")) if o.tls else ""
             code = f"{o.reply.code} " if o.reply is not None else ""
-            lines.append(f"  {o.recipient}: {o.status}{where}{tls}: {code}{o.detail}")
+            # A multi-line reply (Exim's to BDAT) stays under its recipient, indented.
+            detail = o.detail.replace("\n", "\n      ")
+            lines.append(f"  {o.recipient}: {o.status}{where}{tls}: {code}{detail}")
             lines += [
                 f"    tried {a.host} [{a.address}]:{a.port}: {a.error or 'ok'}" for a in o.attempts
             ]
