@@ -25,11 +25,13 @@ from .common import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     PASSWORD_ENV,
+    PHASES,
     MissingExtra,
     UsageError,
     make_resolver,
     parse_endpoint,
     ssl_context_for,
+    timeouts_for,
     use_color,
 )
 from .message import MessageSpec, parse_header
@@ -65,6 +67,24 @@ def _positive(text: str) -> float:
     return value
 
 
+def _add_timeouts(parser: _Parser, default: float) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=_positive,
+        default=default,
+        metavar="SECONDS",
+        help="the longest wait in any phase: each DNS lookup, the connection, the greeting, the "
+        f"reply to each command, each write of the message, the end of data ({default:g} s)",
+    )
+    parser.add_argument(
+        "--phase-timeout",
+        action="append",
+        default=[],
+        metavar="PHASE=SECONDS",
+        help=f"a different limit for one phase (repeatable); PHASE: {', '.join(PHASES)}",
+    )
+
+
 def _common() -> _Parser:
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
@@ -97,8 +117,10 @@ def _add_send(commands: argparse._SubParsersAction[_Parser], common: _Parser) ->
     send.add_argument(
         "--tls",
         choices=[m.value for m in TLSMode],
-        help="TLS mode (default: starttls with --server, opportunistic with --direct, where "
-        "starttls means a verified certificate is required)",
+        help="TLS mode. Default with --server: from the port: 465 implicit (TLS from the first "
+        "byte), 587 starttls (required, certificate verified), 25 opportunistic (STARTTLS when "
+        "offered), any other port starttls; no port: starttls on 587. With --direct: "
+        "opportunistic; starttls requires it with a verified certificate",
     )
     send.add_argument("--auth-user", metavar="USER", help="authenticate (needs --server)")
     send.add_argument(
@@ -119,7 +141,13 @@ def _add_send(commands: argparse._SubParsersAction[_Parser], common: _Parser) ->
     send.add_argument("--resolver", metavar="HOST[:PORT]", help="DNS server for --direct")
     send.add_argument("--port", type=int, help="SMTP port for --direct (25)")
     send.add_argument("--ehlo", metavar="NAME", help="our name in EHLO (default: this host's)")
-    send.add_argument("--timeout", type=_positive, default=30.0, help="connect timeout (30 s)")
+    _add_timeouts(send, 60.0)
+    send.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="list every host tried for every recipient, delivered ones too",
+    )
     send.add_argument(
         "--progress",
         choices=("auto", "always", "never"),
@@ -147,7 +175,7 @@ def _add_mx(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> N
     mx.add_argument("--port", type=int, default=25, help="SMTP port to probe (25)")
     mx.add_argument("--no-probe", action="store_true", help="print the plan only")
     mx.add_argument("--cafile", metavar="PEM", help="trust these CAs instead of the system's")
-    mx.add_argument("--timeout", type=_positive, default=10.0, help="per step (10 s)")
+    _add_timeouts(mx, 10.0)
     mx.add_argument("--ehlo", metavar="NAME", help="our name in EHLO (default: this host's)")
     mx.set_defaults(handler=_mx)
 
@@ -202,7 +230,9 @@ def _send(args: argparse.Namespace) -> int:
         adapter=args.adapter,
         resolver=parse_endpoint(args.resolver, "--resolver") if args.resolver else None,
         port=args.port,
-        timeout=args.timeout,
+        timeouts=timeouts_for(args.timeout, args.phase_timeout),
+        dns_lifetime=args.timeout,
+        verbose=args.verbose,
         notify=args.dsn_notify,
         ret=args.dsn_ret,
         envid=args.dsn_envid,
@@ -218,13 +248,14 @@ def _send(args: argparse.Namespace) -> int:
 def _mx(args: argparse.Namespace) -> int:
     from .mx import ProbeSettings, run_mx  # noqa: PLC0415
 
-    resolver = make_resolver(parse_endpoint(args.resolver, "--resolver")) if args.resolver else None
+    endpoint = parse_endpoint(args.resolver, "--resolver") if args.resolver else None
     settings = ProbeSettings(
         port=args.port,
         context=ssl_context_for(args.cafile),
-        timeout=args.timeout,
+        timeout=timeouts_for(args.timeout, args.phase_timeout),
         local_hostname=args.ehlo or socket.getfqdn(),
     )
+    resolver = make_resolver(endpoint, lifetime=args.timeout)
     return run_mx(args.domain, resolver=resolver, settings=settings, do_probe=not args.no_probe)
 
 

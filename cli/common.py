@@ -7,12 +7,15 @@ transport) can tell "retry later" from "give up".
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from smtpproto import DeliveryReport
+from smtpproto import DeliveryReport, Timeouts
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -22,6 +25,8 @@ __all__ = [
     "EXIT_UNAVAILABLE",
     "EXIT_USAGE",
     "PASSWORD_ENV",
+    "PHASES",
+    "PORT_BLOCKED",
     "Endpoint",
     "MissingExtra",
     "UsageError",
@@ -29,6 +34,7 @@ __all__ = [
     "make_resolver",
     "parse_endpoint",
     "ssl_context_for",
+    "timeouts_for",
 ]
 
 #: Every recipient was delivered (or, for ``mx``, a server answered).
@@ -49,6 +55,18 @@ EXIT_INTERRUPTED = 130
 PASSWORD_ENV = "SMTPPROTO_PASSWORD"
 
 ColorChoice = Literal["auto", "always", "never"]
+
+#: The phases ``--phase-timeout PHASE=SECONDS`` can set: :class:`~smtpproto.Timeouts`' fields,
+#: spelt with hyphens as options are.
+PHASES = tuple(f.name.replace("_", "-") for f in dataclasses.fields(Timeouts))
+
+#: The port-25 advice in command-line words (the report's own names ``deliver(relay=...)``).
+PORT_BLOCKED = (
+    "No server could be reached on port {port} at any of {count} addresses: every connection was "
+    "refused or timed out. Many Internet providers block outgoing connections to port 25; from "
+    "such a network, send through your provider's submission server instead: "
+    "smtpproto send --server HOST:587 --auth-user USER ..."
+)
 
 
 class MissingExtra(Exception):
@@ -110,17 +128,39 @@ def ssl_context_for(cafile: str | None) -> ssl.SSLContext | None:
         raise UsageError(f"cannot load the CA certificates in {cafile!r}: {exc}") from None
 
 
-def make_resolver(endpoint: Endpoint, *, asynchronous: bool = False) -> Any:
-    """A resolver that asks only ``endpoint`` (for tests and private zones)."""
+def timeouts_for(seconds: float, overrides: Sequence[str] = ()) -> Timeouts:
+    """``--timeout`` for every phase, then each ``--phase-timeout PHASE=SECONDS``."""
+    changes: dict[str, float] = {}
+    for override in overrides:
+        phase, _, value = override.partition("=")
+        phase = phase.strip().lower().replace("_", "-")
+        if phase not in PHASES:
+            raise UsageError(
+                f"--phase-timeout {override!r}: the phase is one of {', '.join(PHASES)}"
+            )
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and number > 0):
+            raise UsageError(f"--phase-timeout {override!r}: give PHASE=SECONDS, SECONDS > 0")
+        changes[phase.replace("-", "_")] = number
+    return dataclasses.replace(Timeouts.uniform(seconds), **changes)
+
+
+def make_resolver(endpoint: Endpoint | None, *, lifetime: float, asynchronous: bool = False) -> Any:
+    """A resolver that gives up after ``lifetime`` seconds and asks ``endpoint`` (for tests and
+    private zones), or the system's name servers; None when the system has none configured."""
     import dns.asyncresolver  # noqa: PLC0415 -- only the commands that resolve need dnspython
     import dns.resolver  # noqa: PLC0415
 
-    resolver = (
-        dns.asyncresolver.Resolver(configure=False)
-        if asynchronous
-        else dns.resolver.Resolver(configure=False)
-    )
-    resolver.nameservers = [endpoint.host]
-    resolver.port = endpoint.port or 53
-    resolver.lifetime = 5.0
+    kind = dns.asyncresolver.Resolver if asynchronous else dns.resolver.Resolver
+    try:
+        resolver = kind(configure=endpoint is None)
+    except dns.resolver.NoResolverConfiguration:
+        return None  # the adapter's default then says what is wrong
+    if endpoint is not None:
+        resolver.nameservers = [endpoint.host]
+        resolver.port = endpoint.port or 53
+    resolver.lifetime = lifetime
     return resolver

@@ -165,7 +165,7 @@ def run_demo(*, color: bool, fancy: bool) -> int:
                 options=SessionOptions(local_hostname="client.demo.test"),
             ) as client:
                 client.authenticate(DEMO_USER, DEMO_PASSWORD)
-                tls = {"tls": client.tls_active, "tls_verified": client.tls_verified}
+                tls, verified = client.tls_active, client.tls_verified
                 printer.note("1. the staged API: one recipient will be refused")
                 client.create_message(SENDER)
                 for recipient in ("bob@example.net", REFUSED, "carol@example.org"):
@@ -180,7 +180,8 @@ def run_demo(*, color: bool, fancy: bool) -> int:
         ):
             print()
             print(f"Result of {title}:")
-            print_report(result_report("127.0.0.1", result, **tls), color=color, fancy=fancy)
+            report = result_report("127.0.0.1", result, tls=tls, tls_verified=verified)
+            print_report(report, color=color, fancy=fancy)
     print()
     print(f"The server stored {len(mailbox.stored)} messages in {directory}:")
     for path, sender, recipients in mailbox.stored:

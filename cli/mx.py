@@ -23,14 +23,15 @@ from smtpproto import (
     Session,
     SessionOptions,
     SMTPError,
+    Timeouts,
     TLSError,
     TLSMode,
 )
 from smtpproto._delivery.policy import DeliveryOptions, plan
 from smtpproto.driver import Request, ResolveAddresses, ResolveMX, StartTLSHandshake
-from smtpproto.mx import Attempt, DeliveryPlan, DNSAnswer
+from smtpproto.mx import Attempt, DeliveryPlan, DNSAnswer, DNSStatus
 
-from .common import EXIT_OK, EXIT_TEMPFAIL, EXIT_UNAVAILABLE
+from .common import EXIT_OK, EXIT_TEMPFAIL, EXIT_UNAVAILABLE, PORT_BLOCKED
 
 if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (package-dir mapping)
     from adapters.blocking import _Driver
@@ -39,11 +40,9 @@ else:
 
 __all__ = ["Probe", "ProbeSettings", "probe", "run_mx"]
 
-PORT_BLOCKED = (
-    "No server could be reached on port {port}: every connection was refused or timed out. "
-    "Many Internet providers block outgoing connections to port 25; from such a network, send "
-    "through your provider's submission server instead (smtpproto send --server HOST:587)."
-)
+#: Addresses that must all refuse (or drop) connections before the port looks blocked: one
+#: dead mail exchanger says nothing about the local network.
+PORT_BLOCKED_EVIDENCE = 2
 
 
 class _RecordingDriver(_Driver):
@@ -115,7 +114,7 @@ class Probe:
 class ProbeSettings:
     port: int
     context: ssl.SSLContext | None
-    timeout: float
+    timeout: Timeouts  # --timeout for every phase, with the --phase-timeout overrides
     local_hostname: str
 
 
@@ -195,8 +194,10 @@ def _print_plan(domain: str, driver: _RecordingDriver, delivery_plan: DeliveryPl
             else:
                 where = " ".join(answer.addresses)
             print(f"  {record.preference:5d}  {host or '.'}  {where}")
-    elif mx is not None:
-        print(f"{domain} has no MX record ({mx.status.value}): its own address is used")
+    elif mx is not None and mx.status in (DNSStatus.OK, DNSStatus.NODATA):
+        # Only then is the domain's own address used (X3): NXDOMAIN and DNS failures say
+        # why not on the line below.
+        print(f"{domain} has no MX record: its own address is used")
     if delivery_plan.error is not None:
         error = delivery_plan.error
         kind = "for now" if error.temporary else "for good"
@@ -228,7 +229,8 @@ def run_mx(
         print()
         results.append(probe(attempt, settings))
         _print_probe(results[-1])
-    if all(r.connect_failed for r in results):
+    addresses = {r.attempt.address for r in results}
+    if len(addresses) >= PORT_BLOCKED_EVIDENCE and all(r.connect_failed for r in results):
         print()
-        print(PORT_BLOCKED.format(port=settings.port))
+        print(PORT_BLOCKED.format(port=settings.port, count=len(addresses)))
     return EXIT_OK if any(r.greeting is not None for r in results) else EXIT_TEMPFAIL

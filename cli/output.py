@@ -18,7 +18,10 @@ from collections.abc import Iterator
 from typing import Any, Protocol, TextIO
 
 from smtpproto import DeliveryReport, RecipientOutcome
+from smtpproto._delivery.policy import DELIVERY_LOGGER
 from smtpproto._operations.transcript import TRANSCRIPT_LOGGER
+
+from .common import PORT_BLOCKED
 
 __all__ = [
     "PROGRESS_MIN",
@@ -27,6 +30,7 @@ __all__ = [
     "make_progress",
     "print_json",
     "print_report",
+    "report_dict",
     "rich_available",
     "transcript",
 ]
@@ -77,6 +81,10 @@ class TranscriptPrinter(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         line = record.getMessage()
+        if record.name == DELIVERY_LOGGER.name:  # delivery's own remarks: a connection, a retry
+            self._flush_content()
+            self._write(f"* {line}", "note")
+            return
         content = _CONTENT.match(line)
         if content:
             self._content += int(content.group(1))
@@ -107,20 +115,24 @@ class TranscriptPrinter(logging.Handler):
 
 @contextlib.contextmanager
 def transcript(printer: TranscriptPrinter | None) -> Iterator[None]:
-    """Send the transcript logger's lines to ``printer`` (and nowhere else) while inside."""
+    """Send the transcript's and delivery's log lines to ``printer`` (and nowhere else) while
+    inside: the SMTP dialogue with each connection, failover and cleartext retry marked."""
     if printer is None:
         yield
         return
-    level, propagate = TRANSCRIPT_LOGGER.level, TRANSCRIPT_LOGGER.propagate
-    TRANSCRIPT_LOGGER.addHandler(printer)
-    TRANSCRIPT_LOGGER.setLevel(logging.DEBUG)
-    TRANSCRIPT_LOGGER.propagate = False  # printed once, even when --debug configures logging
+    loggers = (TRANSCRIPT_LOGGER, DELIVERY_LOGGER)
+    saved = [(logger.level, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(printer)
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False  # printed once, even when --debug configures logging
     try:
         yield
     finally:
-        TRANSCRIPT_LOGGER.removeHandler(printer)
-        TRANSCRIPT_LOGGER.setLevel(level)
-        TRANSCRIPT_LOGGER.propagate = propagate
+        for logger, (level, propagate) in zip(loggers, saved, strict=True):
+            logger.removeHandler(printer)
+            logger.setLevel(level)
+            logger.propagate = propagate
         printer.close()
 
 
@@ -238,20 +250,40 @@ def make_progress(total: int, *, mode: str, fancy: bool) -> Progress:
 # -- results -----------------------------------------------------------------------------------
 
 
+def _one_line(text: str) -> str:
+    """A multi-line reply (Exim's to BDAT) on one line, so the table's columns stay put."""
+    return " / ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 def _reply_text(outcome: RecipientOutcome) -> str:
     if outcome.reply is None:
-        return outcome.detail
-    return f"{outcome.reply.code} {outcome.reply.text}"  # the text starts with any x.y.z status
+        return _one_line(outcome.detail)
+    return _one_line(f"{outcome.reply.code} {outcome.reply.text}")  # text starts with any x.y.z
 
 
 def _server(outcome: RecipientOutcome) -> str:
     if outcome.server_host is None:
-        return "-"
-    where = outcome.server_host
-    if outcome.server_address not in (None, outcome.server_host):
-        where += f" [{outcome.server_address}]"
+        # No server had the last word.  With one attempt, say how it failed (never "cleartext"
+        # for a connection that was refused or a handshake that failed); with several, the
+        # hosts tried are listed under the table.
+        if len(outcome.attempts) != 1 or outcome.attempts[0].error is None:
+            return "-"
+        attempt = outcome.attempts[0]
+        state = (
+            "no connection"
+            if attempt.connect_failed
+            else "TLS failed"
+            if attempt.tls_failed
+            else "no session"
+        )
+        return f"{_host(attempt.host, attempt.address)}, {state}"
+    where = _host(outcome.server_host, outcome.server_address)
     tls = "verified" if outcome.tls_verified else "unverified"
     return f"{where}, TLS {tls}" if outcome.tls else f"{where}, cleartext"
+
+
+def _host(host: str, address: str | None) -> str:
+    return host if address in (None, host) else f"{host} [{address}]"
 
 
 def _rows(report: DeliveryReport) -> list[tuple[str, str, str, str]]:
@@ -261,8 +293,26 @@ def _rows(report: DeliveryReport) -> list[tuple[str, str, str, str]]:
 _HEADINGS = ("Recipient", "Status", "Reply", "Server")
 
 
-def print_report(report: DeliveryReport, *, color: bool, fancy: bool) -> None:
-    """The per-recipient table, the summary, the hosts tried for failures, and any advice."""
+def diagnosis(report: DeliveryReport) -> str | None:
+    """The report's advice in command-line words (``--server``, not ``Relay(...)``)."""
+    if not report.port_25_blocked:
+        return None
+    count = len({a.address for o in report.outcomes for a in o.attempts})
+    return PORT_BLOCKED.format(port=report.port, count=count)
+
+
+def report_dict(report: DeliveryReport) -> dict[str, Any]:
+    """:meth:`DeliveryReport.to_dict`, with the advice in command-line words."""
+    data = report.to_dict()
+    data["diagnosis"] = diagnosis(report)
+    return data
+
+
+def print_report(
+    report: DeliveryReport, *, color: bool, fancy: bool, verbose: bool = False
+) -> None:
+    """The per-recipient table, the summary, the hosts tried (for every recipient with
+    ``verbose``, else for those not delivered), and any advice."""
     if fancy and rich_available() and sys.stdout.isatty():
         _print_rich_table(report)
     else:
@@ -275,12 +325,14 @@ def print_report(report: DeliveryReport, *, color: bool, fancy: bool) -> None:
             print("  ".join([*cells, row[3]]).rstrip())
     print(report.summary)
     for outcome in report.outcomes:
-        if outcome.status != "delivered":
+        if verbose or outcome.status != "delivered":
             for attempt in outcome.attempts:
                 where = f"{attempt.host} [{attempt.address}]:{attempt.port}"
-                print(f"  {outcome.recipient}: tried {where}: {attempt.error or 'ok'}")
-    if report.diagnosis:
-        print(report.diagnosis)
+                result = _one_line(attempt.error) if attempt.error else "ok"
+                print(f"  {outcome.recipient}: tried {where}: {result}")
+    advice = diagnosis(report)
+    if advice:
+        print(advice)
 
 
 def _print_rich_table(report: DeliveryReport) -> None:

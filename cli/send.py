@@ -16,11 +16,12 @@ import ssl
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from smtpproto import (
+    AttemptRecord,
     DataRefused,
     DeliveryOptions,
     DeliveryReport,
@@ -35,8 +36,7 @@ from smtpproto import (
     TLSMode,
     TLSPolicy,
 )
-from smtpproto._delivery.report import Status
-from smtpproto._operations.channel import DEFAULT_PORTS
+from smtpproto._delivery.report import Status, failure_detail
 from smtpproto._wire.events import check_dsn_options
 from smtpproto.mx import DEFAULT_MX_PORT
 
@@ -48,8 +48,16 @@ from .common import (
     make_resolver,
     ssl_context_for,
 )
+from .hints import RelayRoute, explain, relay_route
 from .message import POLICY, CountingBody, MessageSpec, build_message, envelope_address
-from .output import TranscriptPrinter, make_progress, print_json, print_report, transcript
+from .output import (
+    TranscriptPrinter,
+    make_progress,
+    print_json,
+    print_report,
+    report_dict,
+    transcript,
+)
 
 __all__ = [
     "SendRequest",
@@ -68,9 +76,8 @@ class SendRequest:
 
     spec: MessageSpec
     server: Endpoint | None
-    tls: (
-        TLSMode | None
-    )  # None: the default for the route (STARTTLS via a server, else opportunistic)
+    # None: the default for the route (from the port via a server, else opportunistic)
+    tls: TLSMode | None
     local_hostname: str
     auth_user: str | None = None
     allow_cleartext_auth: bool = False
@@ -79,7 +86,9 @@ class SendRequest:
     adapter: str = "blocking"
     resolver: Endpoint | None = None
     port: int | None = None  # --direct only: the relay's port is part of --server
-    timeout: float = Timeouts().connect  # the connection's; replies keep the RFC's limits
+    timeouts: Timeouts = field(default_factory=lambda: Timeouts.uniform(60.0))  # --phase-timeout
+    dns_lifetime: float = 60.0  # --timeout bounds each DNS lookup too
+    verbose: bool = False
     notify: Sequence[str] | None = None
     ret: str | None = None
     envid: str | None = None
@@ -95,8 +104,7 @@ class SendRequest:
 
     @property
     def session_options(self) -> SessionOptions:
-        timeouts = dataclasses.replace(Timeouts(), connect=self.timeout)
-        return SessionOptions(local_hostname=self.local_hostname, timeout=timeouts)
+        return SessionOptions(local_hostname=self.local_hostname, timeout=self.timeouts)
 
 
 def read_password(user: str) -> str:
@@ -162,10 +170,10 @@ def run_send(request: SendRequest, printer: TranscriptPrinter | None) -> int:
     finally:
         progress.close()
     if request.output == "json":
-        print_json(report.to_dict())
+        print_json(report_dict(report))
     elif request.output == "text":
         print()
-        print_report(report, color=request.color, fancy=request.fancy)
+        print_report(report, color=request.color, fancy=request.fancy, verbose=request.verbose)
     return exit_code_for(report)
 
 
@@ -192,8 +200,9 @@ def _deliver(
     )
     options: dict[str, Any] = {"options": delivery_options, "ssl_context": context}
     asynchronous = request.adapter != "blocking"
-    if request.resolver is not None:
-        options["resolver"] = make_resolver(request.resolver, asynchronous=asynchronous)
+    options["resolver"] = make_resolver(
+        request.resolver, lifetime=request.dns_lifetime, asynchronous=asynchronous
+    )
     deliver: Callable[..., Any] = _adapter(request.adapter).deliver
     report: DeliveryReport
     if not asynchronous:
@@ -217,6 +226,7 @@ class _Session:
 
     tls: bool = False
     tls_verified: bool = False
+    opened: bool = False  # the greeting, EHLO and TLS went through
     result: SendResult | None = None
     error: SMTPError | None = None
 
@@ -232,18 +242,21 @@ def _relay(
     printer: TranscriptPrinter | None,
 ) -> DeliveryReport:
     assert request.server is not None
-    tls = request.tls or TLSMode.STARTTLS
-    port = request.server.port or DEFAULT_PORTS.get(tls, DEFAULT_MX_PORT)
+    route = relay_route(request.server, request.tls)
     if printer is not None:
-        printer.note(f"connecting to {request.server.host} port {port} (TLS: {tls.value})")
-    steps = _Steps(request, port, tls, body, sender, recipients, password, context)
+        printer.note(f"connecting to {request.server.host} port {route.port} ({route.why})")
+    steps = _Steps(request, route, body, sender, recipients, password, context)
     if request.adapter == "blocking":
         session = steps.blocking()
     else:
         session = _run_async(request.adapter, steps.asynchronous)
+    message = None
     if session.error is not None:
-        print(f"smtpproto: {session.error}", file=sys.stderr)
-    return _relay_report(request.server.host, recipients, session)
+        if printer is not None:
+            printer.note(f"the session with {request.server.host} failed")
+        message = explain(session.error, request, route, tls_active=session.tls)
+        print(f"smtpproto: {message}", file=sys.stderr)
+    return _relay_report(request.server.host, route.port, recipients, session, message)
 
 
 @dataclass
@@ -251,8 +264,7 @@ class _Steps:
     """open, authenticate, send_message, disconnect: once blocking, once awaited."""
 
     request: SendRequest
-    port: int
-    tls: TLSMode
+    route: RelayRoute
     body: CountingBody
     sender: str
     recipients: list[str]
@@ -267,8 +279,8 @@ class _Steps:
 
     def _open_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         assert self.request.server is not None
-        return (self.request.server.host, self.port), {
-            "tls": self.tls,
+        return (self.request.server.host, self.route.port), {
+            "tls": self.route.tls,
             "verify": not self.request.insecure,
         }
 
@@ -282,7 +294,7 @@ class _Steps:
         try:
             args, kwargs = self._open_args()
             client.open(*args, **kwargs)
-            session.tls, session.tls_verified = client.tls_active, client.tls_verified
+            session.opened = True
             if self.request.auth_user is not None:
                 args, kwargs = self._auth_args()
                 client.authenticate(*args, **kwargs)
@@ -292,6 +304,8 @@ class _Steps:
         except SMTPError as exc:
             session.error = exc
         finally:
+            # Whatever happened: was TLS up when it did (a 421 greeting on port 465 came in TLS)?
+            session.tls, session.tls_verified = client.tls_active, client.tls_verified
             client.disconnect()
         return session
 
@@ -300,7 +314,7 @@ class _Steps:
         try:
             args, kwargs = self._open_args()
             await client.open(*args, **kwargs)
-            session.tls, session.tls_verified = client.tls_active, client.tls_verified
+            session.opened = True
             if self.request.auth_user is not None:
                 args, kwargs = self._auth_args()
                 await client.authenticate(*args, **kwargs)
@@ -310,12 +324,19 @@ class _Steps:
         except SMTPError as exc:
             session.error = exc
         finally:
+            # Whatever happened: was TLS up when it did (a 421 greeting on port 465 came in TLS)?
+            session.tls, session.tls_verified = client.tls_active, client.tls_verified
             await client.disconnect()
         return session
 
 
 def result_report(
-    host: str, result: SendResult, *, tls: bool = False, tls_verified: bool = False
+    host: str,
+    result: SendResult,
+    *,
+    tls: bool = False,
+    tls_verified: bool = False,
+    attempts: tuple[AttemptRecord, ...] = (),
 ) -> DeliveryReport:
     """A :class:`SendResult` from one server, as a report (for the table, JSON, exit code)."""
     outcomes = []
@@ -326,30 +347,44 @@ def result_report(
         reply = rcpt.rcpt_reply if rcpt.data_reply is None else rcpt.data_reply
         outcomes.append(
             RecipientOutcome(
-                rcpt.recipient, status, reply, reply.text, host, None, tls, tls_verified
+                rcpt.recipient, status, reply, reply.text, host, None, tls, tls_verified, attempts
             )
         )
     return DeliveryReport(tuple(outcomes), relay=True)
 
 
-def _relay_report(host: str, recipients: list[str], session: _Session) -> DeliveryReport:
-    if session.result is not None:
-        return result_report(
-            host, session.result, tls=session.tls, tls_verified=session.tls_verified
-        )
+def _relay_report(
+    host: str, port: int, recipients: list[str], session: _Session, message: str | None
+) -> DeliveryReport:
+    """The report of the relay session; ``message`` is its error in command-line words."""
+    tls = {"tls": session.tls, "tls_verified": session.tls_verified}
+    attempt = AttemptRecord(host, host, port)
     error = session.error
-    assert error is not None
+    if error is None:
+        assert session.result is not None
+        return result_report(host, session.result, **tls, attempts=(attempt.connected(**tls),))
+    failed = (attempt.connected(**tls) if session.opened else attempt).failed(error)
+    if not isinstance(error, ReplyError):  # the reply's own text says it; ours names flags
+        failed = dataclasses.replace(failed, error=message)
     if isinstance(error, (RecipientsRefused, DataRefused)):  # a result all the same
-        return result_report(host, error.result, tls=session.tls, tls_verified=session.tls_verified)
-    outcomes = []
-    for rcpt in recipients:
-        reply = error.reply if isinstance(error, ReplyError) else None
-        temporary = error.temporary
-        status: Status = "temporary" if temporary else "permanent"
-        detail = reply.text if reply else str(error)
-        outcomes.append(
-            RecipientOutcome(
-                rcpt, status, reply, detail, host, None, session.tls, session.tls_verified
-            )
+        return result_report(host, error.result, **tls, attempts=(failed,))
+    reply = error.reply if isinstance(error, ReplyError) else None
+    status: Status = "temporary" if error.temporary else "permanent"
+    # The server column names the relay only when it said something (a reply) or the session
+    # was open; a refused connection or a failed handshake shows as the attempt that failed.
+    spoke = reply is not None or session.opened
+    outcomes = [
+        RecipientOutcome(
+            rcpt,
+            status,
+            reply,
+            failure_detail(error) if reply is not None else (message or str(error)),
+            host if spoke else None,
+            None,
+            session.tls and spoke,
+            session.tls_verified and spoke,
+            (failed,),
         )
+        for rcpt in recipients
+    ]
     return DeliveryReport(tuple(outcomes), relay=True)

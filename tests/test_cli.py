@@ -457,6 +457,10 @@ USAGE_ERRORS = {
     "infinite timeout": ["mx", "x.test", "--timeout", "inf"],
     "nan timeout": ["send", "--from", "a@x.test", "--to", "b@x.test", "--direct",
                     "--timeout", "nan"],
+    "unknown phase": ["send", "--from", "a@x.test", "--to", "b@x.test", "--direct",
+                      "--phase-timeout", "dns=3"],
+    "bad phase value": ["mx", "x.test", "--phase-timeout", "greeting=-1"],
+    "phase no value": ["mx", "x.test", "--phase-timeout", "greeting"],
     "empty envid": ["send", "--from", "a@x.test", "--to", "b@x.test", "--direct",
                     "--dsn-envid", ""],
     "port with server": ["send", "--from", "a@x.test", "--to", "b@x.test", "--server", "h",
@@ -610,13 +614,34 @@ def test_direct_delivery_through_the_mx(
 
 
 def test_direct_delivery_to_nobody_listening_explains_port_25(dns_server: DNSServer) -> None:
+    """Three MX addresses refuse port 25: the advice, in command-line words (--server)."""
+    result = run_cli(
+        "send", "--from", "a@x.test", "--to", "bob@ordered.test", "--direct",
+        "--resolver", resolver_arg(dns_server), "--timeout", "2",
+    )  # fmt: skip
+    assert result.returncode == EXIT_TEMPFAIL
+    assert re.search(r"bob@ordered\.test\s+temporary", result.stdout)
+    assert "block outgoing connections to port 25" in result.stdout
+    assert "at any of 3 addresses" in result.stdout
+    assert "smtpproto send --server HOST:587" in result.stdout
+    assert "Relay(" not in result.stdout and "deliver(" not in result.stdout
+    as_json = run_cli(
+        "send", "--from", "a@x.test", "--to", "bob@ordered.test", "--direct", "--json",
+        "--resolver", resolver_arg(dns_server), "--timeout", "2",
+    )  # fmt: skip
+    report = json.loads(as_json.stdout)
+    assert report["port_25_blocked"] and "--server" in report["diagnosis"]
+
+
+def test_one_refused_mx_gives_no_port_25_advice(dns_server: DNSServer) -> None:
+    """Issue 14: a single domain with a single refused MX says nothing about the network."""
     result = run_cli(
         "send", "--from", "a@x.test", "--to", "bob@implicit.test", "--direct",
         "--resolver", resolver_arg(dns_server), "--timeout", "2",
     )  # fmt: skip
     assert result.returncode == EXIT_TEMPFAIL
-    assert re.search(r"bob@implicit\.test\s+temporary", result.stdout)
-    assert "block outgoing connections to port 25" in result.stdout
+    assert re.search(r"bob@implicit\.test\s+temporary\s+no mail server", result.stdout)
+    assert "block outgoing" not in result.stdout and "--server" not in result.stdout
 
 
 def test_mx_prints_the_plan_in_preference_order(dns_server: DNSServer) -> None:
@@ -677,12 +702,16 @@ def test_mx_shows_hosts_without_address_and_literals(dns_server: DNSServer) -> N
 
 
 def test_mx_reports_port_25_when_nothing_answers(dns_server: DNSServer) -> None:
-    result = run_cli(
+    result = run_cli("mx", "ordered.test", "--resolver", resolver_arg(dns_server), "--timeout", "2")
+    assert result.returncode == EXIT_TEMPFAIL
+    assert "block outgoing connections to port 25" in result.stdout
+    assert "smtpproto send --server HOST:587" in result.stdout
+    single = run_cli(
         "mx", "implicit.test", "--resolver", resolver_arg(dns_server), "--timeout", "2"
     )
-    assert result.returncode == EXIT_TEMPFAIL
-    assert "has no MX record" in result.stdout
-    assert "block outgoing connections to port 25" in result.stdout
+    assert single.returncode == EXIT_TEMPFAIL
+    assert "implicit.test has no MX record: its own address is used" in single.stdout
+    assert "block outgoing" not in single.stdout  # one dead address proves nothing
 
 
 @pytest.mark.parametrize(
@@ -693,6 +722,21 @@ def test_mx_for_a_domain_without_mail(dns_server: DNSServer, domain: str, text: 
     result = run_cli("mx", domain, "--resolver", resolver_arg(dns_server))
     assert result.returncode == EXIT_UNAVAILABLE
     assert "cannot receive mail for good" in result.stdout and text in result.stdout
+    # Issue 14: no "has no MX record: its own address is used" before saying it does not exist.
+    assert "has no MX record" not in result.stdout and "own address" not in result.stdout
+
+
+def test_mx_dns_timeout_is_one_line(dns_server: DNSServer) -> None:
+    """A DNS time-out: only "cannot receive mail for now ... 451 4.4.3", no implicit-MX line;
+    --timeout bounds the lookup too."""
+    result = run_cli(
+        "mx", "timeout.test", "--resolver", resolver_arg(dns_server), "--timeout", "1",
+        timeout=20,
+    )  # fmt: skip
+    assert result.returncode == EXIT_TEMPFAIL
+    assert result.stdout.startswith("timeout.test cannot receive mail for now: ")
+    assert "451 4.4.3" in result.stdout
+    assert "has no MX record" not in result.stdout and len(result.stdout.splitlines()) == 1
 
 
 # -- Postfix -----------------------------------------------------------------------------------
