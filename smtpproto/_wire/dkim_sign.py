@@ -163,7 +163,7 @@ def sign_message(message: HashedMessage, signers: Sequence[DKIMSigner], *, now: 
     ending with CRLF: put them before the message's first byte.
 
     ``now``: the signing time (``t=``), seconds since the Unix epoch, from the caller's clock.
-    Raises :exc:`~smtpproto.SigningError` if the header block has no single From field or is
+    Raises :exc:`~smtpproto.dkim.SigningError` if the header block has no single From field or is
     malformed, :exc:`ValueError` if the message was hashed without a signer's body
     canonicalization or an ``expires_at`` is not after ``now``.
     """
