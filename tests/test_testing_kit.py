@@ -11,9 +11,9 @@ callables are ``test_hostile.py``.  Both run on the kit too.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -53,6 +53,7 @@ else:
     from smtpproto.testing.plugin import ScriptedSMTPFactory
     from smtpproto.testing.unsafe import UnsafeRawConnection
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples" / "testing"
 MESSAGE = b"Subject: kit\r\n\r\nhello\r\n"
 EHLO_REPLY = reply(250, "kit.test", "PIPELINING", "SIZE 1000", "8BITMIME", "SMTPUTF8")
 OPTIONS: dict[str, Any] = {"local_hostname": "client.test", "timeout": 5.0}
@@ -239,30 +240,13 @@ def test_record_needs_exactly_one_connection() -> None:
         server.record  # noqa: B018 -- the property raises
 
 
-def test_plugin_fixtures_arrive_through_the_entry_point(tmp_path: Path) -> None:
-    """A user's test file with no conftest: the fixtures come from the installed plugin."""
-    (tmp_path / "test_user.py").write_text(
-        textwrap.dedent(
-            """
-            from smtpproto import TLSMode
-            from smtpproto.adapters.blocking import SMTPClient
-
-            def test_refused_recipient(scripted_smtp, smtp_certificates):
-                server = scripted_smtp({"RCPT": b"550 5.1.1 no such user\\r\\n"}, tls="starttls")
-                with SMTPClient.connect(
-                    *server.address, server_hostname="localhost",
-                    ssl_context=smtp_certificates.client_context(),
-                ) as client:
-                    client.create_message("a@example.org")
-                    assert client.add_recipient("b@example.org").rcpt_reply.code == 550
-                server.finish()
-                assert server.record.tls
-                assert server.record.verbs[-1] == "QUIT"
-            """
-        )
-    )
+def test_the_documented_pytest_examples_pass_through_the_entry_point(tmp_path: Path) -> None:
+    """docs/testing.rst's worked examples (one per adapter), copied into a project of their own
+    with no conftest: the fixtures come from the installed plugin, as for a user."""
+    for example in EXAMPLES.glob("test_kit_*.py"):
+        shutil.copy(example, tmp_path)
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -270,7 +254,7 @@ def test_plugin_fixtures_arrive_through_the_entry_point(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "1 passed" in done.stdout
+    assert "4 passed" in done.stdout, done.stdout
 
 
 # -- the strategies, checked against the protocol machine ----------------------------------------
