@@ -35,6 +35,7 @@ from .common import (
     use_color,
 )
 from .message import MessageSpec, parse_header
+from .probe import add_probe_parser
 
 __all__ = ["build_parser", "main"]
 
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_send(commands, common)
     _add_mx(commands, common)
+    add_probe_parser(commands, common)
     demo = commands.add_parser(
         "demo",
         parents=[common],
