@@ -60,20 +60,23 @@ def relay_route(server: Endpoint, tls: TLSMode | None) -> RelayRoute:
     return RelayRoute(port, mode, f"TLS: {mode.value}, {why}")
 
 
-def explain(error: SMTPError, request: SendRequest, route: RelayRoute, *, tls_active: bool) -> str:
-    """``error`` as one sentence for the command line: what happened, then the flag that helps."""
-    if isinstance(error, CleartextAuthRefused):
-        return _cleartext_auth(request, route, tls_active)
-    hint = _hint(error, request, route, tls_active)
-    return f"{error}; {hint}" if hint else str(error)
+def explain(
+    error: SMTPError, request: SendRequest, route: RelayRoute, *, tls_active: bool
+) -> tuple[str, str]:
+    """``error`` for the command line: what happened (for the report's table), and the flags
+    that help ("" when none would); standard error gets both, as one sentence."""
+    if isinstance(error, CleartextAuthRefused):  # the library's words name allow_cleartext=
+        return _cleartext_auth(route, tls_active)
+    return str(error), _hint(error, request, route, tls_active)
 
 
-def _cleartext_auth(request: SendRequest, route: RelayRoute, tls_active: bool) -> str:
+def _cleartext_auth(route: RelayRoute, tls_active: bool) -> tuple[str, str]:
     if tls_active:  # TLS was up, but nobody checked who is at the other end
         return (
             "refusing to send the password: the server's certificate was not verified "
-            "(--insecure), so whoever answered could read it; drop --insecure (give its CA with "
-            "--cafile PEM), or add --allow-cleartext-auth to send it anyway"
+            "(--insecure), so whoever answered could read it",
+            "drop --insecure (give its CA with --cafile PEM), or add --allow-cleartext-auth to "
+            "send it anyway",
         )
     why = (
         "--tls none"
@@ -81,8 +84,8 @@ def _cleartext_auth(request: SendRequest, route: RelayRoute, tls_active: bool) -
         else "the server offered no STARTTLS (--tls opportunistic)"
     )
     return (
-        f"refusing to send the password in cleartext ({why}); use --tls starttls or --tls "
-        "implicit, or add --allow-cleartext-auth to send it anyway"
+        f"refusing to send the password in cleartext ({why})",
+        "use --tls starttls or --tls implicit, or add --allow-cleartext-auth to send it anyway",
     )
 
 

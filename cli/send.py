@@ -254,8 +254,8 @@ def _relay(
     if session.error is not None:
         if printer is not None:
             printer.note(f"the session with {request.server.host} failed")
-        message = explain(session.error, request, route, tls_active=session.tls)
-        print(f"smtpproto: {message}", file=sys.stderr)
+        message, hint = explain(session.error, request, route, tls_active=session.tls)
+        print(f"smtpproto: {message}; {hint}" if hint else f"smtpproto: {message}", file=sys.stderr)
     return _relay_report(request.server.host, route.port, recipients, session, message)
 
 

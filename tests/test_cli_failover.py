@@ -72,17 +72,19 @@ class SynDropper:
 # -- one --timeout for every phase -------------------------------------------------------------
 
 
+@pytest.mark.parametrize("adapter", ["blocking", "asyncio", "trio"])
 def test_silent_first_mx_fails_over_within_the_timeout(
     dns_server: DNSServer,
     smtp_server_factory: SMTPServerFactory,
     silent: Callable[..., SilentListener],
+    adapter: str,
 ) -> None:
     """mx1 accepts TCP and never greets: with --timeout 1 the greeting wait ends after a second
     and mx2 delivers; the transcript marks both connections and why mx1 was left."""
     listener = silent(DEFAULT_ZONE.address(MX1))
     mx2 = smtp_server_factory(host=DEFAULT_ZONE.address(MX2), port=25)
     started = time.monotonic()
-    result = run_cli(*direct(dns_server, "--timeout", "1"), timeout=BOUND)
+    result = run_cli(*direct(dns_server, "--timeout", "1", "--adapter", adapter), timeout=BOUND)
     assert time.monotonic() - started < BOUND
     assert result.returncode == EXIT_OK, result.stdout + result.stderr
     assert listener.connections == 1 and len(mx2.messages) == 1
