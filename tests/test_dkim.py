@@ -11,12 +11,13 @@ import email.policy
 import hashlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dkim
 import dkim.canonicalization
@@ -180,6 +181,21 @@ def signed_message(message: bytes, signers: list[DKIMSigner], chunk: int = 1 << 
     return hashed_and_signed(message, signers, chunk) + on_the_wire(message)
 
 
+EDGE_MESSAGES = [
+    pytest.param(b"From: a@dkim.test\r\nSubject: empty\r\n\r\n", id="empty-body"),
+    pytest.param(b"From: a@dkim.test\r\nSubject: no body at all\r\n", id="no-empty-line"),
+    pytest.param(b"From: a@dkim.test\r\n\r\nlast line  \t", id="no-final-crlf"),
+    pytest.param(b"From: a@dkim.test\n\n.\n.\n..\nend\n", id="dots-bare-lf"),
+    pytest.param(b"From: a@dkim.test\r\rbody\r\r\r", id="bare-cr"),
+    pytest.param(b"From: a@dkim.test\r\n\r\n \r\n\t\r\n", id="only-blank-lines"),
+    pytest.param(
+        "From: Jörg <jörg@dkim.test>\r\nSubject: Grüße  aus   Köln\r\n\r\nÄ ö ü\r\n".encode(),
+        id="utf8-headers",
+    ),
+    pytest.param(b"From: a@dkim.test\r\nX-Raw: \xe9t\xe9\r\n\r\n\xff\xfe 8bit\r\n", id="8bit"),
+]
+
+
 # --- verified by dkimpy, key from DNS ---------------------------------------------------------
 
 
@@ -251,22 +267,7 @@ def test_oversigned_fields_cannot_be_added(
     assert verify(txt_server, b"Received: by mx.example.net\r\n" + signed)
 
 
-@pytest.mark.parametrize(
-    "message",
-    [
-        pytest.param(b"From: a@dkim.test\r\nSubject: empty\r\n\r\n", id="empty-body"),
-        pytest.param(b"From: a@dkim.test\r\nSubject: no body at all\r\n", id="no-empty-line"),
-        pytest.param(b"From: a@dkim.test\r\n\r\nlast line  \t", id="no-final-crlf"),
-        pytest.param(b"From: a@dkim.test\n\n.\n.\n..\nend\n", id="dots-bare-lf"),
-        pytest.param(b"From: a@dkim.test\r\rbody\r\r\r", id="bare-cr"),
-        pytest.param(b"From: a@dkim.test\r\n\r\n \r\n\t\r\n", id="only-blank-lines"),
-        pytest.param(
-            "From: Jörg <jörg@dkim.test>\r\nSubject: Grüße  aus   Köln\r\n\r\nÄ ö ü\r\n".encode(),
-            id="utf8-headers",
-        ),
-        pytest.param(b"From: a@dkim.test\r\nX-Raw: \xe9t\xe9\r\n\r\n\xff\xfe 8bit\r\n", id="8bit"),
-    ],
-)
+@pytest.mark.parametrize("message", EDGE_MESSAGES)
 @pytest.mark.parametrize("body_c", [RELAXED, SIMPLE])
 def test_edge_messages_verify(
     txt_server: TXTServer, keys: dict[str, bytes], message: bytes, body_c: Canonicalization
@@ -322,19 +323,87 @@ def hash_blocks(count: int) -> tuple[HashedMessage, int]:
     return hashed, peak
 
 
+FIFTY_MB = 50 * (1 << 20) // len(BLOCK)
+
+
+@pytest.fixture(scope="module")
+def fifty_megabytes() -> tuple[HashedMessage, int, int]:
+    """A 50 MB message hashed, its peak of memory, and the peak for 2 MB."""
+    hashed, peak = hash_blocks(FIFTY_MB)
+    return hashed, peak, hash_blocks(2 * (1 << 20) // len(BLOCK))[1]
+
+
 def test_fifty_megabytes_hashed_at_flat_memory(
-    txt_server: TXTServer, signers: dict[str, DKIMSigner]
+    txt_server: TXTServer,
+    signers: dict[str, DKIMSigner],
+    fifty_megabytes: tuple[HashedMessage, int, int],
 ) -> None:
     """A 50 MB body streams through the hasher with a peak of a few chunks, the same as for
     2 MB, and the signature verifies."""
-    count = 50 * (1 << 20) // len(BLOCK)
-    hashed, peak = hash_blocks(count)
-    _, small_peak = hash_blocks(2 * (1 << 20) // len(BLOCK))
-    assert hashed.size == len(HEADER) + count * len(BLOCK)
+    hashed, peak, small_peak = fifty_megabytes
+    assert hashed.size == len(HEADER) + FIFTY_MB * len(BLOCK)
     assert peak < 2 << 20, f"peak {peak} octets while hashing 50 MB"
     assert peak < small_peak + len(BLOCK), (peak, small_peak)
-    fields = sign_message(hashed, [signers["rsa"]], now=NOW)
-    assert verify(txt_server, fields + HEADER + BLOCK * count)
+    # Ed25519 here; Mail::DKIM checks the RSA signature of the same hash below.
+    fields = sign_message(hashed, [signers["ed25519"]], now=NOW)
+    assert verify(txt_server, fields + HEADER + BLOCK * FIFTY_MB)
+
+
+# --- verified by Mail::DKIM too (an independent implementation; RSA only in Debian 12's) -------
+
+MAIL_DKIM_VERIFY = """
+use strict; use warnings;
+use Mail::DKIM::Verifier; use Mail::DKIM::DNS; use Net::DNS::Resolver;
+Mail::DKIM::DNS::resolver(Net::DNS::Resolver->new(
+    nameservers => [$ARGV[0]], port => $ARGV[1], udp_timeout => 5, tcp_timeout => 5));
+my $verifier = Mail::DKIM::Verifier->new();
+binmode STDIN; local $/; $verifier->PRINT(<STDIN>); $verifier->CLOSE();
+print $_->algorithm, " ", $_->result_detail, "\n" foreach $verifier->signatures;
+"""
+
+
+@pytest.fixture(scope="module")
+def mail_dkim(txt_server: TXTServer) -> Callable[[bytes], list[str]]:
+    """Mail::DKIM's verdict on each signature of a message: ``["rsa-sha256 pass", ...]``."""
+    probe = ["perl", "-MMail::DKIM::Verifier", "-e", "1"]
+    found = shutil.which("perl") is not None
+    found = found and subprocess.run(probe, check=False, capture_output=True).returncode == 0
+    require_server(found, "Mail::DKIM (Debian package libmail-dkim-perl)")
+
+    def verdicts(message: bytes) -> list[str]:
+        command = ["perl", "-e", MAIL_DKIM_VERIFY, txt_server.host, str(txt_server.port)]
+        done = subprocess.run(command, input=message, capture_output=True, check=True)
+        return done.stdout.decode().splitlines()
+
+    return verdicts
+
+
+@pytest.mark.parametrize("header_c", [RELAXED, SIMPLE])
+@pytest.mark.parametrize("body_c", [RELAXED, SIMPLE])
+@pytest.mark.parametrize("message", [MESSAGE, *EDGE_MESSAGES])
+def test_mail_dkim_agrees(
+    mail_dkim: Callable[[bytes], list[str]],
+    keys: dict[str, bytes],
+    message: bytes,
+    header_c: Canonicalization,
+    body_c: Canonicalization,
+) -> None:
+    signer = DKIMSigner(
+        DOMAIN, "rsa", keys["rsa"], header_canonicalization=header_c, body_canonicalization=body_c
+    )
+    signed = signed_message(message, [signer], chunk=5)
+    assert mail_dkim(signed) == ["rsa-sha256 pass"]
+    tampered = signed.replace(b"From: ", b"From: x", 1)
+    assert mail_dkim(tampered) == ["rsa-sha256 fail (message has been altered)"]
+
+
+def test_mail_dkim_agrees_on_fifty_megabytes(
+    mail_dkim: Callable[[bytes], list[str]],
+    signers: dict[str, DKIMSigner],
+    fifty_megabytes: tuple[HashedMessage, int, int],
+) -> None:
+    fields = sign_message(fifty_megabytes[0], [signers["rsa"]], now=NOW)
+    assert mail_dkim(fields + HEADER + BLOCK * FIFTY_MB) == ["rsa-sha256 pass"]
 
 
 # --- the hash: chunking never matters, and matches dkimpy on the wire bytes ---------------------

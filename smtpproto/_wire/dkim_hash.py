@@ -11,7 +11,7 @@ message is hashed as the receiver will see it.
 Memory stays flat whatever the size of the body: the header block is kept (it is signed
 whole, and bounded by :data:`MAX_HEADER_BLOCK`); of the body only a count of held-back empty
 lines and one bit of held-back whitespace survive a chunk.  Nothing loops per byte or per line
-in Python: each chunk goes through a few C-level ``bytes`` and ``re`` passes.  The output does
+in Python: each chunk goes through a few C-level ``bytes`` passes.  The output does
 not depend on how the input is cut into chunks (tests/test_dkim.py cuts at every byte).
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -40,10 +39,8 @@ __all__ = [
 MAX_HEADER_BLOCK = 1 << 20
 
 _CRLF = b"\r\n"
-# A run of WSP that relaxed canonicalization rewrites: two or more, or a lone tab.  A lone space
-# is left alone, so the usual text has almost no matches (RFC 6376 §3.4.4 step b).
-_WSP_TO_COMPRESS = re.compile(rb"[ \t]{2,}|\t")
 _SPACE_BEFORE_CRLF = b" \r\n"
+_TWO_SPACES = b"  "
 
 
 class SigningError(SMTPError):
@@ -81,8 +78,12 @@ class BodyCanonicalizer:
         if self._relaxed:
             if self._held_space:
                 text = b" " + text  # merges with the WSP that follows, or goes before CRLF
-            if b"\t" in text or b"  " in text:
-                text = _WSP_TO_COMPRESS.sub(b" ", text)
+            # Every run of WSP becomes one SP (RFC 6376 §3.4.4 b): tabs become spaces, then each
+            # pass halves the runs of spaces.  On lines full of runs this is 106 MB/s against 31
+            # for one re.sub; plain text is unchanged, about 250 (bench/bench_dkim.py, 2026-12-02).
+            text = text.replace(b"\t", b" ")
+            while _TWO_SPACES in text:
+                text = text.replace(_TWO_SPACES, b" ")
             if _SPACE_BEFORE_CRLF in text:
                 text = text.replace(_SPACE_BEFORE_CRLF, _CRLF)
             self._held_space = text.endswith(b" ")
