@@ -163,7 +163,8 @@ def _print_probe(result: Probe) -> None:
     attempt = result.attempt
     print(f"{attempt.host} [{attempt.address}] port {result.port}")
     if result.greeting is not None:
-        print(f"  greeting: {result.greeting.code} {result.greeting.text}")
+        # A multi-line greeting on one line, so the layout holds.
+        print(f"  greeting: {result.greeting.code} {' / '.join(result.greeting.lines)}")
     if result.before_tls is not None:
         print(f"  EHLO before STARTTLS: {_keywords(result.before_tls)}")
     if result.extensions is not None:
@@ -177,7 +178,7 @@ def _print_probe(result: Probe) -> None:
     elif result.extensions is not None:
         print("  STARTTLS: not offered: mail to this server travels in cleartext")
     if result.error is not None:
-        print(f"  failed: {result.error}")
+        print(f"  failed: {' / '.join(result.error.splitlines())}")
 
 
 def _print_plan(domain: str, driver: _RecordingDriver, delivery_plan: DeliveryPlan) -> None:

@@ -13,6 +13,7 @@ import re
 from typing import TYPE_CHECKING
 
 from tests.scripted_server import ScriptedServer
+from tests.servers.dnsmasq import DEFAULT_ZONE, DNSServer
 from tests.servers.fixtures import SMTPServerFactory
 from tests.servers.tls import TLSMaterial
 from tests.test_cli import PASSWORD, USER, assert_one_line_error, run_cli, send_args
@@ -126,3 +127,13 @@ def test_a_multi_line_reply_stays_on_its_row() -> None:
     assert table[1].startswith("b@x.test") and table[2].startswith("c@x.test")
     assert "250 1234 byte chunk, total 1234 / OK id=1tXyZ-0A" in table[1]
     assert table[3].startswith("2 delivered")
+
+
+def test_mx_keeps_a_multi_line_greeting_on_its_line(dns_server: DNSServer) -> None:
+    greeting = b"220-mx1.ordered.test ESMTP\r\n220 no UCE, please\r\n"
+    with ScriptedServer({"GREETING": greeting}, host=DEFAULT_ZONE.address("mx1.ordered.test"),
+                        port=25):  # fmt: skip
+        result = run_cli("mx", "ordered.test", "--resolver", f"{dns_server.host}:{dns_server.port}",
+                         "--timeout", "2")  # fmt: skip
+    assert result.returncode == EXIT_OK, result.stdout
+    assert "\n  greeting: 220 mx1.ordered.test ESMTP / no UCE, please\n  EHLO: " in result.stdout
