@@ -1,0 +1,347 @@
+"""A DNSSEC-signed test zone on loopback, behind a validating resolver, for DANE and MTA-STS.
+
+Real parts, no mocks (Debian packages, installed by .ci/install-servers):
+
+- ``ldns-keygen`` / ``ldns-signzone`` (ldnsutils) make the keys and sign ``dane.test``;
+- NSD serves it, authoritative only, on ``127.0.0.116`` (a free port);
+- Unbound validates on ``127.0.0.117`` with the zone's key as its only trust anchor, so it sets
+  the AD bit for what the signatures prove and answers SERVFAIL for what they contradict.
+
+The zone (see :func:`build_zone`) holds MX, A and TLSA records computed from trustme
+certificates, the ``_mta-sts`` TXT record, an unsigned child zone ``plain.dane.test`` delegated
+without DS (insecure: answers come without AD), and ``bogus.dane.test`` whose signature is broken
+after signing (the resolver answers SERVFAIL).
+
+A small HTTPS server (:class:`PolicyServer`) serves ``/.well-known/mta-sts.txt`` for
+``mta-sts.dane.test`` with a trustme certificate, from a thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from tests.servers.net import ServerStartError, check_loopback, pick_free_port
+
+NSD = "/usr/sbin/nsd"
+UNBOUND = "/usr/sbin/unbound"
+LDNS_KEYGEN = "/usr/bin/ldns-keygen"
+LDNS_SIGNZONE = "/usr/bin/ldns-signzone"
+TOOLS = (NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE)
+
+ZONE = "dane.test"
+INSECURE_ZONE = "plain.dane.test"
+AUTHORITATIVE_ADDRESS = "127.0.0.116"
+RESOLVER_ADDRESS = "127.0.0.117"
+POLICY_ADDRESS = "127.0.0.118"
+MX_ADDRESS = "127.0.0.119"
+STS_ID = "20261202T000000"
+POLICY = (
+    "version: STSv1\r\nmode: enforce\r\nmx: mx.dane.test\r\nmx: *.dane.test\r\nmax_age: 86400\r\n"
+)
+
+
+def tools_missing() -> list[str]:
+    return [tool for tool in TOOLS if not os.access(tool, os.X_OK)]
+
+
+def spki_sha256(cert_pem: bytes) -> str:
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()
+
+
+def cert_sha256(cert_pem: bytes) -> str:
+    der = x509.load_pem_x509_certificate(cert_pem).public_bytes(Encoding.DER)
+    return hashlib.sha256(der).hexdigest()
+
+
+@dataclass
+class Certificates:
+    """trustme material: ``ca`` signs ``mx`` (mx.dane.test, DANE-EE) and ``ta_mx``
+    (mx2.dane.test, reached through DANE-TA of the CA), and ``policy`` (mta-sts.dane.test)."""
+
+    ca: trustme.CA = field(default_factory=trustme.CA)
+    mx: trustme.LeafCert = field(init=False)
+    ta_mx: trustme.LeafCert = field(init=False)
+    policy: trustme.LeafCert = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mx = self.ca.issue_cert(f"mx.{ZONE}")
+        self.ta_mx = self.ca.issue_cert(f"mx2.{ZONE}")
+        self.policy = self.ca.issue_cert(f"mta-sts.{ZONE}")
+
+
+def build_zone(certs: Certificates, serial: int) -> str:
+    """The unsigned zone file of ``dane.test``."""
+    mx_pem = certs.mx.cert_chain_pems[0].bytes()
+    ca_pem = certs.ca.cert_pem.bytes()
+    ns = f"ns.{ZONE}."
+    lines = [
+        f"$ORIGIN {ZONE}.",
+        "$TTL 300",
+        f"@ IN SOA {ns} hostmaster.{ZONE}. {serial} 3600 600 86400 300",
+        f"@ IN NS {ns}",
+        f"ns IN A {AUTHORITATIVE_ADDRESS}",
+        f"@ IN MX 10 mx.{ZONE}.",
+        f"@ IN MX 20 mx2.{ZONE}.",
+        f"mx IN A {MX_ADDRESS}",
+        f"mx2 IN A {MX_ADDRESS}",
+        f"_25._tcp.mx IN TLSA 3 1 1 {spki_sha256(mx_pem)}",
+        f"_25._tcp.mx2 IN TLSA 2 0 1 {cert_sha256(ca_pem)}",
+        # usages PKIX-TA/PKIX-EE only: authentic, but unusable for SMTP (RFC 7672 §3.1.3)
+        f"unusable IN A {MX_ADDRESS}",
+        f"_25._tcp.unusable IN TLSA 1 1 1 {spki_sha256(mx_pem)}",
+        f'_mta-sts IN TXT "v=STSv1; id={STS_ID};"',
+        f"mta-sts IN A {POLICY_ADDRESS}",
+        f"bogus IN A {MX_ADDRESS}",
+        # the insecure delegation: NS without DS
+        f"{INSECURE_ZONE}. IN NS {ns}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def build_insecure_zone(serial: int) -> str:
+    ns = f"ns.{ZONE}."
+    return (
+        "\n".join(
+            [
+                f"$ORIGIN {INSECURE_ZONE}.",
+                "$TTL 300",
+                f"@ IN SOA {ns} hostmaster.{ZONE}. {serial} 3600 600 86400 300",
+                f"@ IN NS {ns}",
+                f"@ IN MX 10 mx.{INSECURE_ZONE}.",
+                f"mx IN A {MX_ADDRESS}",
+                f"_25._tcp.mx IN TLSA 3 1 1 {'00' * 32}",
+            ]
+        )
+        + "\n"
+    )
+
+
+def _run(*command: str, cwd: Path) -> str:
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ServerStartError(f"{' '.join(command)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def sign_zone(directory: Path, zone_text: str) -> Path:
+    """Write, key and sign ``dane.test`` in ``directory``; break ``bogus``'s signature; return
+    the trust anchor file (the key-signing key's DNSKEY record)."""
+    (directory / "dane.test.zone").write_text(zone_text)
+    ksk = _run(LDNS_KEYGEN, "-a", "ECDSAP256SHA256", "-k", ZONE, cwd=directory).strip()
+    zsk = _run(LDNS_KEYGEN, "-a", "ECDSAP256SHA256", ZONE, cwd=directory).strip()
+    _run(LDNS_SIGNZONE, "-f", "dane.test.signed", "dane.test.zone", ksk, zsk, cwd=directory)
+    signed = directory / "dane.test.signed"
+    # The signature of bogus.dane.test's A record stays; the record changes under it.
+    text = signed.read_text()
+    old = f"bogus.{ZONE}.\t300\tIN\tA\t{MX_ADDRESS}"
+    if old not in text:
+        raise ServerStartError(f"cannot find {old!r} in the signed zone to break it")
+    signed.write_text(text.replace(old, old.rsplit(".", 1)[0] + ".120"))
+    anchor = directory / "anchor.key"
+    shutil.copy(directory / f"{ksk}.key", anchor)
+    return anchor
+
+
+def _wait_for_dns(address: str, port: int, name: str, process: subprocess.Popen[bytes]) -> bool:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            query = dns.message.make_query(name, "SOA")
+            dns.query.udp(query, address, port=port, timeout=0.5)
+            return True
+        except (OSError, dns.exception.Timeout):
+            time.sleep(0.1)
+    return False
+
+
+@dataclass
+class SignedZone:
+    """The running authoritative server and validating resolver."""
+
+    resolver_address: str
+    resolver_port: int
+    authoritative_port: int
+    certificates: Certificates
+    directory: Path
+
+    def query(self, name: str, rdtype: str) -> dns.message.Message:
+        """Ask the validating resolver, with the DO bit, as a DANE client would."""
+        message = dns.message.make_query(name, rdtype, want_dnssec=True)
+        message.flags |= dns.flags.AD  # RFC 6840 §5.7: ask for the AD bit
+        return dns.query.udp(message, self.resolver_address, port=self.resolver_port, timeout=5)
+
+
+def _start(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as sink:
+        return subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def signed_zone(directory: Path) -> Iterator[SignedZone]:
+    """Sign the zone, start NSD and Unbound in ``directory``; stop them on exit."""
+    for address in (AUTHORITATIVE_ADDRESS, RESOLVER_ADDRESS):
+        check_loopback(address)
+    certs = Certificates()
+    serial = int(time.time())
+    anchor = sign_zone(directory, build_zone(certs, serial))
+    (directory / "plain.zone").write_text(build_insecure_zone(serial))
+    nsd_port = pick_free_port(AUTHORITATIVE_ADDRESS, socket.SOCK_DGRAM)
+    unbound_port = pick_free_port(RESOLVER_ADDRESS, socket.SOCK_DGRAM)
+    (directory / "nsd.conf").write_text(
+        f"""server:
+    ip-address: {AUTHORITATIVE_ADDRESS}@{nsd_port}
+    port: {nsd_port}
+    username: ""
+    chroot: ""
+    zonesdir: "{directory}"
+    database: ""
+    zonelistfile: "{directory}/zone.list"
+    xfrdfile: "{directory}/xfrd.state"
+    xfrdir: "{directory}"
+    pidfile: "{directory}/nsd.pid"
+    logfile: "{directory}/nsd.log"
+    server-count: 1
+    verbosity: 1
+remote-control:
+    control-enable: no
+zone:
+    name: "{ZONE}"
+    zonefile: "dane.test.signed"
+zone:
+    name: "{INSECURE_ZONE}"
+    zonefile: "plain.zone"
+"""
+    )
+    (directory / "unbound.conf").write_text(
+        f"""server:
+    interface: {RESOLVER_ADDRESS}@{unbound_port}
+    port: {unbound_port}
+    do-daemonize: no
+    username: ""
+    chroot: ""
+    directory: "{directory}"
+    pidfile: "{directory}/unbound.pid"
+    use-syslog: no
+    logfile: ""
+    verbosity: 1
+    num-threads: 1
+    so-reuseport: no
+    do-ip6: no
+    access-control: 127.0.0.0/8 allow
+    do-not-query-localhost: no
+    module-config: "validator iterator"
+    trust-anchor-file: "{anchor}"
+    harden-dnssec-stripped: yes
+    qname-minimisation: no
+    local-zone: "test." nodefault
+remote-control:
+    control-enable: no
+stub-zone:
+    name: "{ZONE}"
+    stub-addr: {AUTHORITATIVE_ADDRESS}@{nsd_port}
+stub-zone:
+    name: "{INSECURE_ZONE}"
+    stub-addr: {AUTHORITATIVE_ADDRESS}@{nsd_port}
+"""
+    )
+    _run(UNBOUND.replace("unbound", "unbound-checkconf"), str(directory / "unbound.conf"),
+         cwd=directory)  # fmt: skip
+    nsd = _start([NSD, "-d", "-c", str(directory / "nsd.conf")], directory / "nsd.out")
+    unbound = None
+    try:
+        if not _wait_for_dns(AUTHORITATIVE_ADDRESS, nsd_port, ZONE, nsd):
+            raise ServerStartError(f"nsd did not answer: {(directory / 'nsd.out').read_text()}")
+        unbound = _start([UNBOUND, "-d", "-c", str(directory / "unbound.conf")],
+                         directory / "unbound.out")  # fmt: skip
+        if not _wait_for_dns(RESOLVER_ADDRESS, unbound_port, ZONE, unbound):
+            log = (directory / "unbound.out").read_text()
+            raise ServerStartError(f"unbound did not answer: {log}")
+        yield SignedZone(RESOLVER_ADDRESS, unbound_port, nsd_port, certs, directory)
+    finally:
+        if unbound is not None:
+            _stop(unbound)
+        _stop(nsd)
+
+
+class _PolicyHandler(http.server.BaseHTTPRequestHandler):
+    policy = POLICY.encode()
+    content_type = "text/plain"
+
+    def do_GET(self) -> None:
+        if self.path != "/.well-known/mta-sts.txt":
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", self.content_type)
+        self.send_header("Content-Length", str(len(self.policy)))
+        self.end_headers()
+        self.wfile.write(self.policy)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@dataclass
+class PolicyServer:
+    """``https://mta-sts.dane.test/.well-known/mta-sts.txt`` on ``address:port``."""
+
+    address: str
+    port: int
+    ca: trustme.CA
+    policy: str
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        self.ca.configure_trust(context)
+        return context
+
+
+@contextmanager
+def policy_server(certs: Certificates, policy: str = POLICY) -> Iterator[PolicyServer]:
+    """Serve ``policy`` over HTTPS with the certificate of ``mta-sts.dane.test``."""
+    check_loopback(POLICY_ADDRESS)
+    handler = type("Handler", (_PolicyHandler,), {"policy": policy.encode()})
+    server = http.server.ThreadingHTTPServer((POLICY_ADDRESS, 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    certs.policy.configure_cert(context)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, name="mta-sts-https", daemon=True)
+    thread.start()
+    try:
+        yield PolicyServer(POLICY_ADDRESS, server.server_address[1], certs.ca, policy)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
