@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import abc
 import functools
-from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from smtpproto import (
     Body,
     BodyType,
+    MessageOutcome,
     NotifyCondition,
+    OutgoingMessage,
     RecipientResult,
     Reply,
     SendOptions,
@@ -122,6 +124,26 @@ class AsyncSMTPClient(ClientBase[AsyncDriver]):
     ) -> SendResult:
         op = self._session.send_message(message, sender, recipients, options=options)
         return await self._run(op)
+
+    async def send_messages(
+        self, messages: Iterable[OutgoingMessage], *, quit: bool = False
+    ) -> AsyncIterator[MessageOutcome]:
+        """Send ``messages`` over this connection, pipelined across messages where the server
+        allows it, and yield each one's outcome in order as it settles: a
+        :class:`~smtpproto.SendResult`, or the error that stopped that message (the session
+        goes on after a refusal; after a 421 or a lost connection, every message left gets an
+        error).  ``quit=True`` sends QUIT with the last message and closes the connection.
+
+        Leaving the loop early drops the connection if messages are in flight (close the
+        iterator, with ``contextlib.aclosing``, to have that happen at once).
+        """
+        batch = self._session.send_messages(messages, quit=quit)
+        try:
+            while (outcome := await self._run(batch.next_outcome())) is not None:
+                yield outcome
+        finally:
+            if not batch.finished:
+                await self._run(batch.abandon())
 
     async def create_message(
         self,

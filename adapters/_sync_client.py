@@ -7,14 +7,16 @@ blocking adapter supplies only the driver.  (The async twin is :mod:`._async_cli
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Protocol, Self, TypeVar
 
 from smtpproto import (
     Body,
     BodyType,
+    MessageOutcome,
     NotifyCondition,
+    OutgoingMessage,
     RecipientResult,
     Reply,
     SendOptions,
@@ -116,6 +118,25 @@ class SyncSMTPClient(ClientBase[SyncDriver]):
         options: SendOptions | None = None,
     ) -> SendResult:
         return self._run(self._session.send_message(message, sender, recipients, options=options))
+
+    def send_messages(
+        self, messages: Iterable[OutgoingMessage], *, quit: bool = False
+    ) -> Iterator[MessageOutcome]:
+        """Send ``messages`` over this connection, pipelined across messages where the server
+        allows it, and yield each one's outcome in order as it settles: a
+        :class:`~smtpproto.SendResult`, or the error that stopped that message (the session
+        goes on after a refusal; after a 421 or a lost connection, every message left gets an
+        error).  ``quit=True`` sends QUIT with the last message and closes the connection.
+
+        Leaving the loop early drops the connection if messages are in flight.
+        """
+        batch = self._session.send_messages(messages, quit=quit)
+        try:
+            while (outcome := self._run(batch.next_outcome())) is not None:
+                yield outcome
+        finally:
+            if not batch.finished:
+                self._run(batch.abandon())
 
     def create_message(
         self,

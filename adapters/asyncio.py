@@ -109,6 +109,8 @@ class _Driver(AsyncDriver):
                 raise SMTPTimeoutError(request.phase, request.timeout) from None
             except OSError as exc:
                 raise ConnectionLostError(request.phase, str(exc)) from None
+            if request.listen:
+                return await _heard(self._streams(request.phase)[0])
             return None
         if type(request) is Receive:
             reader = self._streams(request.phase)[0]
@@ -195,6 +197,20 @@ class _Driver(AsyncDriver):
                 return await self.run_apart(op)
 
         return list(await asyncio.gather(*(run(op) for op in operations)))
+
+
+async def _heard(reader: asyncio.StreamReader) -> bytes:
+    """What the server has sent and the stream already holds, without waiting: a ``Send`` with
+    ``listen`` hands it back (a reply during the content, checklist C12).  ``read`` returns at
+    once when data is buffered; otherwise the zero timeout cancels it on the next turn of the
+    loop, which loses nothing."""
+    try:
+        async with asyncio.timeout(0):
+            return await reader.read(RECEIVE_SIZE)
+    except TimeoutError:
+        return b""
+    except OSError as exc:
+        raise ConnectionLostError("DATA-BLOCK", str(exc)) from None
 
 
 async def _within(timeout: float | None, awaitable: Awaitable[T]) -> T:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import select
 import ssl
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -106,6 +107,8 @@ class _Driver(AsyncDriver):
                 raise ConnectionLostError(request.phase, _detail(exc)) from None
             if scope.cancelled_caught:
                 raise SMTPTimeoutError(request.phase, request.timeout)
+            if request.listen:
+                return await _heard(stream, request.phase)
             return None
         if type(request) is Receive:
             stream = self._stream(request.phase)
@@ -191,6 +194,24 @@ class _Driver(AsyncDriver):
             for index, op in enumerate(operations):
                 nursery.start_soon(run, index, op)
         return results
+
+
+async def _heard(stream: trio.abc.Stream, phase: str) -> bytes | None:
+    """What the server has sent and the socket already holds, without waiting: a ``Send`` with
+    ``listen`` hands it back (a reply during the content, checklist C12).  Over a plain socket
+    only (``None`` otherwise): over TLS, readable octets may be a session ticket, not data."""
+    if not isinstance(stream, trio.SocketStream):
+        return None
+    try:
+        readable = select.select([stream.socket.fileno()], [], [], 0)[0]
+    except ValueError:  # a descriptor beyond what select() can watch
+        return None
+    if not readable:
+        return b""
+    try:
+        return bytes(await stream.receive_some(RECEIVE_SIZE))  # there: it does not wait
+    except BROKEN as exc:
+        raise ConnectionLostError(phase, _detail(exc)) from None
 
 
 def _scope(timeout: float | None) -> trio.CancelScope:

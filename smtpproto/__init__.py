@@ -12,8 +12,15 @@ from ._delivery.policy import DeliveryOptions, Relay, TLSPolicy, delivery
 from ._delivery.report import AttemptRecord, DeliveryReport, RecipientOutcome
 from ._machine.connection import NEED_DATA, PAUSED, ClientConnection, Sentinel
 from ._machine.state import State
+from ._operations.batch import Batch, MessageOutcome
 from ._operations.message import Body, OutgoingMessage, prepare_message
-from ._operations.options import SendOptions, SessionOptions, Timeouts, TLSMode
+from ._operations.options import (
+    SendOptions,
+    SessionOptions,
+    Timeouts,
+    TLSMode,
+    TransactionWindow,
+)
 from ._operations.session import Session
 from ._wire.encoder import BodyInspector, CRLFNormalizer, DataEncoder
 from ._wire.errors import (
@@ -77,6 +84,7 @@ __all__ = [
     "AuthNotSupported",
     "AuthResponse",
     "AuthenticationError",
+    "Batch",
     "Bdat",
     "Body",
     "BodyInspector",
@@ -106,6 +114,7 @@ __all__ = [
     "MailFrom",
     "MessageData",
     "MessageEncodingError",
+    "MessageOutcome",
     "MessageTooLarge",
     "Noop",
     "NotifyCondition",
@@ -137,6 +146,7 @@ __all__ = [
     "TLSPolicy",
     "TLSRequiredError",
     "Timeouts",
+    "TransactionWindow",
     "UnexpectedReplyCode",
     "Vrfy",
     "delivery",

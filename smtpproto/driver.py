@@ -77,11 +77,21 @@ class Connect:
 @dataclass(frozen=True, slots=True)
 class Send:
     """Write all of ``data`` within ``timeout`` seconds.  ``phase`` names what is being sent
-    (``"MAIL"``, ``"DATA-BLOCK"``...), for the error a failure becomes."""
+    (``"MAIL"``, ``"DATA-BLOCK"``...), for the error a failure becomes.
+
+    With ``listen`` (message content, before its end), the result is what the server has sent
+    by the time the write is done, read without waiting (``b""``: nothing): a reply before the
+    end of data answers nothing the client sent, and the session must see it before it ends the
+    message, or it could take it for the answer to the end (checklist C12).  A driver that
+    cannot read while it writes returns ``None``; the session then only catches a reply too
+    many after the end of data.  Without ``listen`` the result is ``None`` (a driver may return
+    bytes read meanwhile all the same: they are taken as if received).
+    """
 
     data: bytes = field(repr=False)
     timeout: float | None
     phase: str
+    listen: bool = False
 
 
 @fast_init

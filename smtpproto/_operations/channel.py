@@ -130,7 +130,9 @@ class Channel(abc.ABC):
 
     # -- low-level steps ---------------------------------------------------------------------
 
-    def _send(self, *events: Command) -> Operation[None]:
+    def _send(self, *events: Command, listen: bool = False) -> Operation[None]:
+        """Write ``events`` in one write.  With ``listen``, the driver hands back what the
+        server has sent meanwhile, if it can (the machine reads it with the replies)."""
         conn = self.conn
         wires = [conn.send(event) for event in events]
         if transcript_enabled():  # only what is really about to be written
@@ -138,7 +140,9 @@ class Channel(abc.ABC):
                 log_sent(event, wire)
         data = wires[0] if len(wires) == 1 else b"".join(wires)
         if data:  # a chunk may encode to nothing yet (a CR held back for its LF)
-            yield Send(data, conn.timeouts["DATA-BLOCK"], kind_of(events[-1]))
+            heard = yield Send(data, conn.timeouts["DATA-BLOCK"], kind_of(events[-1]), listen)
+            if heard:
+                conn.receive_data(heard)
 
     def _next_reply(self) -> Reply | None:
         """The next reply if it has arrived whole, else ``None`` (read more, then ask again).

@@ -23,6 +23,8 @@ from smtpproto._wire.addresses import format_mailbox, needs_smtputf8, rcpt_path
 from smtpproto._wire.encoder import is_pure_crlf
 from smtpproto.driver import BodyStream, CloseBody, OpenBody, OpenedBody, Operation, ReadBody
 
+from .options import SendOptions
+
 __all__ = [
     "CHUNK_SIZE",
     "Body",
@@ -112,13 +114,18 @@ class BodySource:
         return BodyReader(opened.size, iter(()), opened)
 
 
+_NO_OPTIONS = SendOptions()
+
+
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """A message ready to send: its envelope, and the source of its body."""
+    """A message ready to send: its envelope, the source of its body, and what to ask of the
+    server for it.  Made by :func:`prepare_message`; ``Session.send_messages`` takes these."""
 
     sender: str
     recipients: list[str]
     body: BodySource = field(repr=False)
+    options: SendOptions = field(default=_NO_OPTIONS, repr=False)
     #: An address needs SMTPUTF8 (RFC 6531); worked out once, when the addresses are checked.
     smtputf8: bool = field(init=False, repr=False, compare=False)
 
@@ -150,8 +157,12 @@ class OutgoingMessage:
         object.__setattr__(self, "smtputf8", smtputf8)  # a frozen dataclass's own field
 
     def with_recipients(self, recipients: Iterable[str]) -> OutgoingMessage:
-        """The same message (same body source) for other recipients."""
-        return OutgoingMessage(self.sender, list(recipients), self.body)
+        """The same message (same body source and options) for other recipients."""
+        return OutgoingMessage(self.sender, list(recipients), self.body, self.options)
+
+    def with_options(self, options: SendOptions) -> OutgoingMessage:
+        """The same message with other options."""
+        return OutgoingMessage(self.sender, self.recipients, self.body, options)
 
 
 def _envelope_from_headers(message: email.message.Message) -> tuple[str, list[str]]:
@@ -200,23 +211,29 @@ def _chunks_of(data: bytes) -> Iterator[bytes]:
 
 
 def prepare_message(
-    body: Body, sender: str | None = None, recipients: Iterable[str] | None = None
+    body: Body,
+    sender: str | None = None,
+    recipients: Iterable[str] | None = None,
+    *,
+    options: SendOptions | None = None,
 ) -> OutgoingMessage:
     """Turn any supported body into an :class:`OutgoingMessage`.
 
     ``sender`` and ``recipients`` default, for an ``email.message.Message``, to what its headers
-    say (From/Sender, To/Cc/Bcc, or the Resent- variants), as ``smtplib.send_message`` does.
+    say (From/Sender, To/Cc/Bcc, or the Resent- variants), as ``smtplib.send_message`` does;
+    when both are given, the address headers are not parsed at all.
     """
     rcpts = list(recipients) if recipients is not None else None
     if isinstance(body, email.message.Message):
-        header_sender, header_rcpts = _envelope_from_headers(body)
-        sender = header_sender if sender is None else sender
-        rcpts = header_rcpts if rcpts is None else rcpts
-        international = any(needs_smtputf8(a) for a in [sender, *rcpts])
+        if sender is None or rcpts is None:
+            header_sender, header_rcpts = _envelope_from_headers(body)
+            sender = header_sender if sender is None else sender
+            rcpts = header_rcpts if rcpts is None else rcpts
+        international = needs_smtputf8(sender) or any(map(needs_smtputf8, rcpts))
         body = _message_bytes(body, international)
     if sender is None or rcpts is None:
         raise ValueError("give a sender and recipients (only an email Message carries its own)")
-    return OutgoingMessage(sender, rcpts, body_source(body))
+    return OutgoingMessage(sender, rcpts, body_source(body), options or _NO_OPTIONS)
 
 
 def body_source(body: Body) -> BodySource:

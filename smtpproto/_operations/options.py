@@ -17,7 +17,7 @@ from smtpproto._machine.state import DATA_BLOCK, TIMEOUTS, CommandKind
 from smtpproto._wire.events import NotifyCondition, check_dsn_options
 from smtpproto._wire.limits import Limits
 
-__all__ = ["RetType", "SendOptions", "SessionOptions", "TLSMode", "Timeouts"]
+__all__ = ["RetType", "SendOptions", "SessionOptions", "TLSMode", "Timeouts", "TransactionWindow"]
 
 #: What a bounce carries (DSN RET, RFC 3461 §4.3).
 RetType = Literal["FULL", "HDRS"]
@@ -105,6 +105,29 @@ def _by_kind(timeouts: Timeouts) -> Mapping[str, float]:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TransactionWindow:
+    """How many whole transactions ``send_messages`` keeps in flight with CHUNKING and
+    PIPELINING, each ``MAIL … RCPT … BDAT LAST`` carrying its message.
+
+    Throughput is about ``messages`` per round trip, until ``octets`` of content are on their
+    way: at a 50 ms round trip, 100 messages of 1 KB make 2000 messages a second.  The replies
+    to a window (some 30 octets per command) stay far below any socket buffer, and the window
+    refills when half of it has settled.
+    """
+
+    #: Transactions written and not yet settled, at most.
+    messages: int = 100
+    #: Octets of content written and not yet settled, at most (one message is always allowed).
+    octets: int = 4 << 20
+
+    def __post_init__(self) -> None:
+        for name in ("messages", "octets"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TransactionWindow.{name} must be a positive integer: {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class SessionOptions:
     """How a session behaves, whatever drives it."""
 
@@ -116,6 +139,8 @@ class SessionOptions:
     lmtp: bool = False
     #: Bounds on what the server may make the client buffer.
     limits: Limits = field(default_factory=Limits)
+    #: Transactions in flight at once in ``send_messages`` (CHUNKING and PIPELINING).
+    window: TransactionWindow = field(default_factory=TransactionWindow)
 
     def __post_init__(self) -> None:
         if not isinstance(self.timeout, Timeouts):

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
-from smtpproto._machine.state import State
 from smtpproto._wire.addresses import needs_smtputf8
 from smtpproto._wire.encoder import CRLFNormalizer
 from smtpproto._wire.errors import (
@@ -23,13 +22,11 @@ from smtpproto._wire.errors import (
     MessageEncodingError,
     MessageTooLarge,
     RecipientsRefused,
-    ReplyError,
     SenderRefused,
     SMTPError,
     TLSRequiredError,
 )
 from smtpproto._wire.events import (
-    Bdat,
     BodyType,
     Command,
     Data,
@@ -44,9 +41,9 @@ from smtpproto._wire.events import (
 from smtpproto._wire.results import RecipientResult, SendResult
 from smtpproto.driver import Operation
 
+from .batch import PIPELINE_GROUP, Batch, result_of
 from .channel import (
     DEFAULT_PORTS,
-    FATAL_ERRORS,
     HELO_FALLBACK_CODES,
     Channel,
 )
@@ -63,9 +60,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-# Commands written before reading replies under PIPELINING: small enough that neither side's
-# socket buffer can fill and deadlock (RFC 2920 §3.1), large enough to cost few round trips.
-PIPELINE_GROUP = 50
 # An in-memory body up to this size goes in the same flight as MAIL and RCPT with CHUNKING.
 ONE_FLIGHT_BDAT_LIMIT = 8 << 20
 _NO_OPTIONS = SendOptions()
@@ -100,51 +94,40 @@ class Session(Channel):
 
         Raises :class:`MessageTooLarge`, :class:`MessageEncodingError` (before anything is sent),
         :class:`SenderRefused`, :class:`RecipientsRefused` (nobody accepted) or
-        :class:`DataRefused` (the message itself was refused).
+        :class:`DataRefused` (the message itself was refused).  The batch of one of
+        :meth:`send_messages`.
         """
         self._refuse_if_staged()
         if not isinstance(message, OutgoingMessage):
-            message = prepare_message(message, sender, recipients)
-        elif recipients is not None:
-            message = message.with_recipients(recipients)
+            message = prepare_message(message, sender, recipients, options=options)
+        else:
+            if recipients is not None:
+                message = message.with_recipients(recipients)
+            if options is not None:
+                message = message.with_options(options)
         # Bad input was a ValueError before the operation started (the OutgoingMessage checked
         # the addresses, SendOptions its values), so the connection stays usable.
-        return self._guarded(self._send_message(message, options or _NO_OPTIONS))
+        return self._send_one(Batch(self, (message,)))
 
-    def _send_message(
-        self, message: OutgoingMessage, options: SendOptions
-    ) -> Operation[SendResult]:
-        first = yield from self._transaction(message, list(message.recipients), options)
-        results = {r.recipient: r for r in first}
-        remaining = list(message.recipients)
-        while True:
-            # 452 "too many recipients" (C10): the rest go in a further transaction.
-            deferred = [r for r in remaining if _too_many(results[r])]
-            if not deferred or len(deferred) == len(remaining) or message.single_use:
-                by_order = tuple(results[r] for r in message.recipients)
-                return SendResult(by_order, first.mail_reply, first.data_reply)
-            remaining = deferred
-            batch = yield from self._follow_up(message, remaining, options)
-            results.update((r.recipient, r) for r in batch)
+    def _send_one(self, batch: Batch) -> Operation[SendResult]:
+        outcome = yield from batch.next_outcome()
+        if isinstance(outcome, SMTPError):
+            raise outcome
+        assert outcome is not None  # one message, one outcome
+        return outcome
 
-    def _follow_up(
-        self, message: OutgoingMessage, recipients: list[str], options: SendOptions
-    ) -> Operation[SendResult]:
-        """A further transaction after a 452.  Its failures become results, never an exception:
-        recipients of the first transaction are already delivered and must stay reported so
-        (C10, C12)."""
-        try:
-            return (yield from self._transaction(message, recipients, options))
-        except SMTPError as exc:
-            if isinstance(exc, FATAL_ERRORS):
-                yield from self._close()
-            if isinstance(exc, (RecipientsRefused, DataRefused)):
-                return exc.result
-            # The transaction ended before its RCPTs were answered: that reply stands for them;
-            # without one (a lost connection), it counts as a 451 (C16).
-            reply = exc.reply if isinstance(exc, ReplyError) else None
-            reply = reply or Reply.synthesized(451, f"4.4.2 {exc}")
-            return SendResult(tuple(RecipientResult(r, reply) for r in recipients))
+    def send_messages(self, messages: Iterable[OutgoingMessage], *, quit: bool = False) -> Batch:
+        """Send ``messages`` over this session, pipelined across messages where the server
+        allows it; :meth:`Batch.next_outcome` hands out each message's outcome in order (a
+        :class:`SendResult`, or the error that stopped that message).
+
+        With PIPELINING, a message's end of data and the next message's MAIL, RCPT and DATA go
+        in one write (one round trip per message); with CHUNKING too, a window of whole
+        transactions (``SessionOptions.window``).  ``quit=True`` sends QUIT with the last one
+        and closes the session.  ``messages`` is read lazily, as outcomes are asked for.
+        """
+        self._refuse_if_staged()
+        return Batch(self, messages, quit=quit)
 
     def _mail_command(
         self, message: OutgoingMessage, size: int | None, options: SendOptions
@@ -191,55 +174,6 @@ class Session(Channel):
             mt_priority=options.mt_priority if ext.mt_priority else None,
         )
 
-    def _transaction(
-        self, message: OutgoingMessage, recipients: list[str], options: SendOptions
-    ) -> Operation[SendResult]:
-        reader = yield from message.body.open()
-        return (yield from _reading(reader, self._transact(message, reader, recipients, options)))
-
-    def _transact(
-        self,
-        message: OutgoingMessage,
-        reader: BodyReader,
-        recipients: list[str],
-        options: SendOptions,
-    ) -> Operation[SendResult]:
-        ext = self.conn.extensions
-        mail = self._mail_command(message, reader.size, options)
-        notify = options.notify if ext.dsn else None
-        commands: list[Command] = [mail, *[RcptTo(r, notify) for r in recipients]]
-        one_flight = self._one_flight_body(message)
-        pipelined_tail = ext.pipelining
-        if pipelined_tail:
-            commands.append(Bdat(one_flight, last=True) if one_flight is not None else _DATA)
-        replies = yield from self._exchange(commands)
-        mail_reply = replies[0]
-        rcpt_replies = replies[1 : 1 + len(recipients)]
-        # Short of replies only when MAIL was refused without PIPELINING (no RCPT was sent).
-        pairs = zip(recipients, rcpt_replies, strict=False)
-        accepted = [r for r, reply in pairs if reply.is_positive]
-        tail_reply = replies[-1] if pipelined_tail else None
-        if not mail_reply.is_positive or not accepted:
-            yield from self._abandon(tail_reply)
-            if not mail_reply.is_positive:
-                raise SenderRefused("the server refused the sender", mail_reply)
-            raise RecipientsRefused(_result(recipients, rcpt_replies, {}, mail_reply))
-        if one_flight is not None:
-            assert tail_reply is not None  # the one-flight BDAT exists only with PIPELINING
-            finals = [tail_reply] + (yield from self._lmtp_more(len(accepted)))
-            if self.conn.state is State.BDAT_FAILED:
-                yield from self.command(Rset())  # after a refused chunk (RFC 3030 §2)
-        else:
-            refusal = yield from self._start_data(tail_reply)
-            if refusal is not None:
-                refused = _result(
-                    recipients, rcpt_replies, dict.fromkeys(accepted, refusal), mail_reply, refusal
-                )
-                raise DataRefused("the server refused DATA", refusal, refused)
-            yield from self._stream(reader, end=True)
-            finals = yield from self._final_replies(len(accepted))
-        return self._final_results(recipients, rcpt_replies, accepted, finals, mail_reply)
-
     def _exchange(self, commands: list[Command]) -> Operation[list[Reply]]:
         """Send ``commands`` and read their replies, pipelined in bounded groups when allowed."""
         pipelining = self.conn.extensions.pipelining
@@ -258,14 +192,6 @@ class Session(Channel):
             if not pipelining and len(replies) == 1 and not reply.is_positive:
                 break  # MAIL refused: no RCPT is worth sending
         return replies
-
-    def _abandon(self, tail_reply: Reply | None) -> Operation[None]:
-        """End a transaction that will not carry a message, leaving the session usable."""
-        if tail_reply is not None and tail_reply.is_intermediate:
-            # DATA got 354 although nobody was accepted: end it with a lone dot (RFC 2920 §3.1).
-            yield from self._send(_END_OF_MESSAGE)
-            yield from self._read_reply()
-        yield from self.command(Rset())
 
     def _one_flight_body(self, message: OutgoingMessage) -> bytes | None:
         """The whole body for a single ``BDAT LAST``, when CHUNKING and PIPELINING make that one
@@ -295,18 +221,38 @@ class Session(Channel):
         """The answer to the end of the data: one, or in LMTP one per accepted recipient."""
         return [(yield from self._read_reply())] + (yield from self._lmtp_more(accepted))
 
-    def _stream(self, reader: BodyReader, *, end: bool) -> Operation[None]:
-        """Send content; with ``end``, the end of data too."""
+    def _stream(self, reader: BodyReader) -> Operation[None]:
+        """Send content, without its end (the staged API's append)."""
+        held = yield from self._stream_but_last(reader)
+        yield from self._end_content(held, None)
+
+    def _stream_but_last(self, reader: BodyReader) -> Operation[list[Command]]:
+        """Send content but its last chunk, which is returned: it goes out with the end of data,
+        so a small message costs one write, not two (and no Nagle stall)."""
         try:
-            # Each chunk is written when the next one is known, so the last one goes out with
-            # the end of data: a small message costs one write, not two (and no Nagle stall).
             held: list[Command] = []
             while chunk := (yield from reader.next_chunk()):
                 if held:
-                    yield from self._send(*held)
+                    # The driver hands back what the server said meanwhile (C12, below).
+                    yield from self._send(*held, listen=True)
                 held = [MessageData(chunk)]
-            if end:
-                held.append(_END_OF_MESSAGE)
+            return held
+        except LocalProtocolError as exc:
+            yield from self._close()
+            raise MessageEncodingError(str(exc)) from None
+        except BodyReadError:
+            yield from self._close()  # a half-read body must never be delivered
+            raise
+
+    def _end_content(self, held: list[Command], after: list[Command] | None) -> Operation[None]:
+        """The last of the content, then (unless ``after`` is ``None``) the end of data and the
+        commands ``after`` it, in one write."""
+        try:
+            if after is not None:
+                # A reply before the end of data answers nothing the client sent (C12): the
+                # message must not be reported delivered on the strength of it.
+                self._no_unsolicited_reply()
+                held = [*held, _END_OF_MESSAGE, *after]
             if held:
                 yield from self._send(*held)
         except LocalProtocolError as exc:
@@ -314,9 +260,13 @@ class Session(Channel):
             # safe way out of DATA is to drop the connection, so the partial message is discarded.
             yield from self._close()
             raise MessageEncodingError(str(exc)) from None
-        except BodyReadError:
-            yield from self._close()  # likewise: a half-read body must never be delivered
-            raise
+
+    def _no_unsolicited_reply(self) -> None:
+        """Raise if the server said something no command outstanding asks for (a reply during
+        the content, or one too many after the end of data): a protocol error, a 421 or the end
+        of the connection, all fatal to the session."""
+        reply = self._next_reply()  # None: nothing whole has arrived
+        assert reply is None  # with nothing outstanding the machine takes no reply but 421
 
     def _lmtp_more(self, accepted: int) -> Operation[list[Reply]]:
         """LMTP answers the end of data once per accepted recipient (RFC 2033 §4.2)."""
@@ -340,7 +290,7 @@ class Session(Channel):
             final_of = dict(zip(accepted, finals, strict=True))
         else:
             final_of = dict.fromkeys(accepted, finals[0])
-        result = _result(recipients, rcpt_replies, final_of, mail_reply, finals[0])
+        result = result_of(recipients, rcpt_replies, final_of, mail_reply, finals[0])
         if not any(final.is_positive for final in finals):
             raise DataRefused("the server refused the message", finals[0], result)
         return result
@@ -424,7 +374,7 @@ class Session(Channel):
         if not staged.data_started:
             yield from self._start_staged_data(staged)
         self._staged = None  # content the server cannot take ends the message and the session
-        yield from self._stream(reader, end=False)
+        yield from self._stream(reader)
 
     def _start_staged_data(self, staged: _Staged) -> Operation[None]:
         accepted = [r for r in staged.results if r.accepted]
@@ -439,7 +389,7 @@ class Session(Channel):
         if refusal is not None:
             recipients, replies = staged.envelope()
             data_replies = dict.fromkeys((r.recipient for r in accepted), refusal)
-            result = _result(recipients, replies, data_replies, staged.mail_reply, refusal)
+            result = result_of(recipients, replies, data_replies, staged.mail_reply, refusal)
             raise DataRefused("the server refused DATA", refusal, result)
         self._staged, staged.data_started = staged, True
 
@@ -453,9 +403,10 @@ class Session(Channel):
     def _close_message(self, staged: _Staged) -> Operation[SendResult]:
         if not staged.data_started:
             yield from self._append(staged, b"")
-        yield from self._send(_END_OF_MESSAGE)
+        yield from self._end_content([], [])
         accepted = [r.recipient for r in staged.results if r.accepted]
         finals = yield from self._final_replies(len(accepted))
+        self._no_unsolicited_reply()  # a reply too many: the last one proves nothing
         recipients, replies = staged.envelope()
         return self._final_results(recipients, replies, accepted, finals, staged.mail_reply)
 
@@ -485,23 +436,6 @@ class _Staged:
         return [r.recipient for r in self.results], [r.rcpt_reply for r in self.results]
 
 
-def _result(
-    recipients: list[str],
-    rcpt_replies: list[Reply],
-    data_reply_of: dict[str, Reply],
-    mail_reply: Reply | None = None,
-    data_reply: Reply | None = None,
-) -> SendResult:
-    """The result of one transaction: each recipient with its RCPT reply, and the reply to the
-    data for those accepted (``data_reply_of``)."""
-    by_rcpt: dict[str, RecipientResult] = {}
-    for rcpt, reply in zip(recipients, rcpt_replies, strict=True):
-        data = data_reply_of.get(rcpt) if reply.is_positive else None
-        if data is not None or rcpt not in by_rcpt:  # given twice: its accepted RCPT decides
-            by_rcpt[rcpt] = RecipientResult(rcpt, reply, data)
-    return SendResult(tuple(by_rcpt.values()), mail_reply, data_reply)
-
-
 def _reading(reader: BodyReader, op: Operation[T]) -> Operation[T]:
     """Run ``op``, which reads ``reader``; release the body after it, however it ends in SMTP
     terms.  (An interrupted operation yields nothing more: its driver drops what it holds.)"""
@@ -512,15 +446,3 @@ def _reading(reader: BodyReader, op: Operation[T]) -> Operation[T]:
         raise
     yield from reader.close()
     return result
-
-
-def _too_many(result: RecipientResult) -> bool:
-    """A 452 to RCPT that means "too many recipients" (RFC 5321 §4.5.3.1.10, checklist C10)."""
-    reply = result.rcpt_reply
-    if result.accepted:
-        return False
-    status = None if reply.enhanced_status is None else str(reply.enhanced_status)
-    if reply.code == 452:
-        return status in (None, "4.5.3")
-    # A 552 with 5.5.3 is the old way of saying it (RFC 5321 §4.5.3.1.10); a 552 for size is not.
-    return reply.code == 552 and status == "5.5.3"
