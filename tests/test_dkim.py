@@ -18,6 +18,8 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dkim
 import dkim.canonicalization
@@ -32,7 +34,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtpproto import DataEncoder, prepare_message
+from smtpproto import Body, BodyReadError, DataEncoder, prepare_message
+from smtpproto._operations.message import body_source
+from smtpproto._operations.signing import hash_message, signature_for
 from smtpproto.dkim import (
     MAX_HEADER_BLOCK,
     Canonicalization,
@@ -44,9 +48,15 @@ from smtpproto.dkim import (
     dns_txt_record,
     sign_message,
 )
+from smtpproto.driver import CloseBody, Request, drive
 from tests.servers.dnsmasq import DNSMASQ, Zone, dnsmasq_arguments
 from tests.servers.fixtures import require_server
 from tests.servers.net import pick_free_port
+
+if TYPE_CHECKING:
+    from adapters.bodies import perform_body_request
+else:
+    from smtpproto.adapters.bodies import perform_body_request
 
 RELAXED, SIMPLE = Canonicalization.RELAXED, Canonicalization.SIMPLE
 DOMAIN = "dkim.test"
@@ -644,3 +654,58 @@ def test_signing_reads_no_clock(signers: dict[str, DKIMSigner]) -> None:
         first = hashed_and_signed(MESSAGE, [signer])
         assert first == hashed_and_signed(MESSAGE, [signer], chunk=5)
         assert f"t={NOW};".encode() in first
+
+
+# --- the operation the sending paths call: one pass over any body source -------------------------
+
+
+def run_with_bodies(operation: Any, performed: list[Request]) -> Any:
+    """Drive ``operation`` with the adapters' body reader, recording each request."""
+
+    def perform(request: Request) -> Any:
+        performed.append(request)
+        return perform_body_request(request)  # type: ignore[arg-type]
+
+    return drive(operation, perform)
+
+
+def test_every_body_source_is_signed_as_it_is_read(
+    txt_server: TXTServer, signers: dict[str, DKIMSigner], tmp_path: Path
+) -> None:
+    """Bytes, a path, a seekable file and chunks: each read once through the driver (memory
+    needs no request), hashed alike, and the signature verifies on the bytes sent."""
+    path = tmp_path / "message.eml"
+    path.write_bytes(MESSAGE)
+    both = [signers["rsa"], signers["ed25519"]]
+    with path.open("rb") as file:
+        sources: list[Body] = [MESSAGE, path, file, iter([MESSAGE[:10], MESSAGE[10:]])]
+        results = []
+        for source in sources:
+            performed: list[Request] = []
+            fields, hashed = run_with_bodies(
+                signature_for(body_source(source), both, now=NOW), performed
+            )
+            results.append((fields, hashed))
+            assert (performed == []) == (source is MESSAGE)
+            assert len(performed) in (0, 4, 5)  # open, reads until b"", close
+    assert all(result == results[0] for result in results)
+    fields, hashed = results[0]
+    assert hashed.size == len(on_the_wire(MESSAGE))
+    assert verify(txt_server, fields + on_the_wire(MESSAGE), 0)
+    assert verify(txt_server, fields + on_the_wire(MESSAGE), 1)
+
+
+def test_a_failing_body_is_released(signers: dict[str, DKIMSigner]) -> None:
+    def failing() -> Iterator[bytes]:
+        yield MESSAGE
+        raise OSError("disk gone")
+
+    performed: list[Request] = []
+    with pytest.raises(BodyReadError, match="disk gone"):
+        run_with_bodies(hash_message(body_source(failing()), [signers["rsa"]]), performed)
+    assert isinstance(performed[-1], CloseBody)
+    too_big = iter([b"X-Filler: " + b"x" * MAX_HEADER_BLOCK])
+    performed.clear()
+    with pytest.raises(SigningError, match="header block is over"):
+        run_with_bodies(hash_message(body_source(too_big), [signers["rsa"]]), performed)
+    assert isinstance(performed[-1], CloseBody)
