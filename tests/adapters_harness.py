@@ -31,7 +31,16 @@ from typing import Any, Protocol, TypeVar
 import pytest
 import trio
 
-from smtpproto import Body, Extensions, RecipientResult, Reply, SendResult, TLSMode
+from smtpproto import (
+    Body,
+    Extensions,
+    MessageOutcome,
+    OutgoingMessage,
+    RecipientResult,
+    Reply,
+    SendResult,
+    TLSMode,
+)
 
 __all__ = [
     "ADAPTER_NAMES",
@@ -89,6 +98,10 @@ class Client(Protocol):
     def append_message(self, content: Body) -> None: ...
 
     def close_message(self) -> SendResult: ...
+
+    def send_messages(
+        self, messages: Iterable[OutgoingMessage], *, quit: bool = False
+    ) -> Iterator[MessageOutcome]: ...
 
     def reset(self) -> Reply: ...
 
@@ -275,6 +288,15 @@ class AsyncClientFacade:
         result: SendResult = self._runner.call(self.raw.close_message)
         return result
 
+    def send_messages(
+        self, messages: Iterable[OutgoingMessage], *, quit: bool = False
+    ) -> Iterator[MessageOutcome]:
+        """The async iterator run to its end on the loop: its outcomes, in order."""
+        outcomes: list[MessageOutcome] = self._runner.call(
+            _every_outcome, self.raw.send_messages(messages, quit=quit)
+        )
+        return iter(outcomes)
+
     def reset(self) -> Reply:
         reply: Reply = self._runner.call(self.raw.reset)
         return reply
@@ -314,6 +336,10 @@ class AsyncClientFacade:
         tb: TracebackType | None,
     ) -> None:
         self._runner.call(self.raw.__aexit__, exc_type, exc, tb)
+
+
+async def _every_outcome(outcomes: Any) -> list[MessageOutcome]:
+    return [outcome async for outcome in outcomes]
 
 
 async def _connect_async(client_class: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
