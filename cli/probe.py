@@ -17,6 +17,7 @@ import json
 import socket
 import ssl
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -207,13 +208,14 @@ class Prober:
 
     def chunking(self) -> list[Finding]:
         """A BDAT chunk whose content looks like commands must be read as octets, even when the
-        BDAT itself is refused (no recipient here): one reply to BDAT, none to its content."""
+        BDAT itself is refused (no recipient here): one reply to BDAT, none to its content.
+        Not ``LAST``: the transaction cannot complete."""
         rfc = "RFC 3030 §2"
         with self.session() as opened:
             if "CHUNKING" not in opened.keywords:
                 return [Finding("chunking", "info", "none", rfc, "CHUNKING not offered")]
             self.mail(opened)
-            opened.raw.send_unchecked(b"BDAT 12 LAST\r\nNOOP\r\nNOOP\r\n")
+            opened.raw.send_unchecked(b"BDAT 12\r\nNOOP\r\nNOOP\r\n")
             bdat = opened.raw.read_reply()
             rset = self.command(opened, b"RSET")
             extra = opened.raw.read_available(self.settings.quiet_wait)
@@ -316,7 +318,7 @@ class Prober:
         cert = tls.getpeercert() or {}
         version, cipher = tls.version(), (tls.cipher() or ("?",))[0]
         tls.close()
-        subject = dict(pair[0] for pair in cert.get("subject", ()) if pair)  # type: ignore[misc]
+        names = [str(pair[1]) for pair in cert.get("subjectAltName", ()) if pair[0] == "DNS"]
         until = cert.get("notAfter", "?")
         return [
             Finding(
@@ -324,7 +326,7 @@ class Prober:
                 "pass",
                 "none",
                 rfc,
-                f"verified for {self.settings.host}: CN={subject.get('commonName', '?')}, "
+                f"verified for {self.settings.host}: names {', '.join(names[:3]) or '-'}, "
                 f"valid until {until}",
             ),
             Finding("tls-version", "info", "none", "RFC 8446", f"negotiated {version}, {cipher}"),
@@ -336,7 +338,9 @@ class Prober:
             context = _unverified()
             try:
                 context.set_ciphers("DEFAULT:@SECLEVEL=0")
-                context.minimum_version = context.maximum_version = version
+                with warnings.catch_warnings():  # deprecated on purpose: that is the check
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    context.minimum_version = context.maximum_version = version
                 self._handshake(context).close()
             except ssl.SSLError as exc:
                 status: Status

@@ -1,0 +1,247 @@
+"""``smtpproto probe`` against Postfix (its defaults, and ``smtpd_forbid_bare_newline``), and
+against scripted servers that break one rule each: every finding the probe reports is one a
+server really earned, and no transaction is completed unless ``--deliver-to`` asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:  # mypy knows cli/ and testing/ by their own names (package-dir mapping)
+    from cli.commands import main
+    from cli.probe import Finding, Prober, ProbeSettings
+    from testing import Peer, ScriptedServer, TLSMaterial
+    from testing.plugin import ScriptedSMTPFactory
+    from tests.servers.postfix import PostfixInstance
+else:
+    from smtpproto.cli.commands import main
+    from smtpproto.cli.probe import Finding, Prober, ProbeSettings
+    from smtpproto.testing import Peer, ScriptedServer, TLSMaterial
+    from smtpproto.testing.plugin import ScriptedSMTPFactory
+
+#: Checks whose verdict these tests pin (capabilities and versions depend on the machine).
+QUIET = 0.5
+
+
+def probe(
+    server: tuple[str, int], tls: TLSMaterial | None, deliver_to: str | None = None
+) -> tuple[dict[str, Finding], int]:
+    prober = Prober(
+        ProbeSettings(
+            host=server[0],
+            port=server[1],
+            context=tls.client_context() if tls else None,
+            quiet_wait=QUIET,
+            timeout=5.0,
+            deliver_to=deliver_to,
+        )
+    )
+    findings = prober.run()
+    assert len({f.check for f in findings}) == len(findings)
+    assert all(f.rfc and f.summary for f in findings)
+    return {f.check: f for f in findings}, prober.delivered
+
+
+def statuses(findings: dict[str, Finding], *checks: str) -> dict[str, str]:
+    return {check: findings[check].status for check in checks}
+
+
+def answer_every_line(peer: Peer) -> None:
+    """A careless server: 250 to whatever line comes, until QUIT or EOF."""
+    while (line := peer.readline()) is not None:
+        if line.upper().startswith(b"QUIT"):
+            peer.send(b"221 2.0.0 bye\r\n")
+            return
+        peer.send(b"250 2.0.0 ok\r\n")
+
+
+def answers_what_was_injected(peer: Peer) -> None:
+    """CVE-2011-0411: commands buffered behind STARTTLS answered after the handshake."""
+    pending = peer.record.behind_starttls or b""
+    peer.send(b"220 2.0.0 go ahead\r\n")
+    if peer.start_tls():
+        peer.send(b"250 2.0.0 ok\r\n" * pending.count(b"\r\n"))
+        answer_every_line(peer)
+
+
+def ends_data_at_bare_lf_dot(peer: Peer) -> None:
+    """CVE-2023-51764: ``<LF>.<LF>`` taken for the end of data."""
+    peer.send(b"354 go ahead\r\n")
+    data = b""
+    while b"\n.\n" not in data and b"\r\n.\r\n" not in data:
+        chunk = peer.receive()
+        if not chunk:
+            return
+        data += chunk
+    peer.send(b"250 2.0.0 queued\r\n")
+    answer_every_line(peer)
+
+
+def no_transaction_completed(server: ScriptedServer) -> None:
+    records = server.finish()
+    assert records
+    for record in records:
+        assert not record.delivered
+        assert "DOT" not in record.steps
+        # Every MAIL is followed by RSET, or the connection ends before anything else.
+        for index, verb in enumerate(record.verbs):
+            if verb == "MAIL":
+                assert record.verbs[index + 1 : index + 2] in ([], ["RSET"], ["BDAT"])
+
+
+def test_a_well_behaved_server_completes_no_transaction(
+    scripted_smtp: ScriptedSMTPFactory, smtp_certificates: TLSMaterial
+) -> None:
+    server = scripted_smtp(tls="starttls", chunking=True, extensions=["SIZE 1000", "SMTPUTF8"])
+    findings, delivered = probe(server.address, smtp_certificates)
+    assert delivered == 0
+    no_transaction_completed(server)
+    assert statuses(
+        findings,
+        "pipelining",
+        "chunking",
+        "smtputf8",
+        "starttls",
+        "certificate",
+        "starttls-injection",
+        "auth-cleartext",
+        "bare-lf-command",
+        "bare-cr-command",
+        "end-of-data",
+    ) == {
+        "pipelining": "pass",
+        "chunking": "pass",
+        "smtputf8": "pass",
+        "starttls": "pass",
+        "certificate": "pass",
+        "starttls-injection": "pass",
+        "auth-cleartext": "warn",  # AUTH PLAIN LOGIN before TLS
+        "bare-lf-command": "pass",
+        "bare-cr-command": "pass",
+        "end-of-data": "skip",  # needs --deliver-to
+    }
+    # The scripted server does not enforce its SIZE at MAIL.
+    assert findings["size"].status == "fail"
+    assert "--deliver-to" in findings["end-of-data"].summary
+
+
+@pytest.mark.parametrize(
+    ("rules", "check", "says"),
+    [
+        ({"STARTTLS": answers_what_was_injected}, "starttls-injection", "after the handshake"),
+        ({"RSET": b"250 ok\r\n250 and one more\r\n"}, "pipelining", "unexpected"),
+    ],
+    ids=["starttls-injection", "extra-reply"],
+)
+def test_a_server_that_breaks_a_rule_fails_its_check(
+    scripted_smtp: ScriptedSMTPFactory,
+    smtp_certificates: TLSMaterial,
+    rules: dict[str, bytes | Callable[[Peer], None]],
+    check: str,
+    says: str,
+) -> None:
+    server = scripted_smtp(rules, tls="starttls")
+    findings, _ = probe(server.address, smtp_certificates)
+    assert findings[check].status == "fail", findings[check]
+    assert says in findings[check].summary
+    assert findings[check].severity in ("medium", "high")
+
+
+def test_smuggling_is_found_and_reported_with_deliver_to(
+    scripted_smtp: ScriptedSMTPFactory,
+) -> None:
+    server = scripted_smtp({"DATA": ends_data_at_bare_lf_dot})
+    findings, delivered = probe(server.address, None, deliver_to="postmaster@example.org")
+    lf = findings["end-of-data-LF.LF"]
+    assert (lf.status, lf.severity) == ("fail", "high")
+    assert "CVE-2023-51764" in lf.rfc
+    assert findings["end-of-data-CR.CR"].status == "pass"  # that server reads CR.CR as content
+    assert delivered == len([f for f in findings if f.startswith("end-of-data-")])
+
+
+@pytest.mark.postfix
+@pytest.mark.parametrize("forbid_bare_newline", [False, True], ids=["defaults", "forbid-bare-LF"])
+def test_postfix(
+    postfix_factory: Callable[..., PostfixInstance],
+    tls_material: TLSMaterial,
+    forbid_bare_newline: bool,
+) -> None:
+    """Debian's Postfix 3.7 ends the data at ``<LF>.<LF>`` (and two siblings) unless
+    ``smtpd_forbid_bare_newline`` is on — for loopback clients too, which its default
+    exclusions ($mynetworks) would spare."""
+    main_cf = (
+        {"smtpd_forbid_bare_newline": "yes", "smtpd_forbid_bare_newline_exclusions": ""}
+        if forbid_bare_newline
+        else {}
+    )
+    postfix = postfix_factory(main_cf=main_cf)
+    findings, delivered = probe(postfix.address, tls_material, deliver_to="probe@postfix.test")
+    assert statuses(
+        findings,
+        "pipelining",
+        "size",
+        "8bitmime",
+        "smtputf8",
+        "chunking",
+        "starttls",
+        "certificate",
+        "starttls-injection",
+        "auth-cleartext",
+        "bare-cr-command",
+    ) == dict.fromkeys(
+        [
+            "pipelining",
+            "size",
+            "8bitmime",
+            "smtputf8",
+            "chunking",
+            "starttls",
+            "certificate",
+            "starttls-injection",
+            "auth-cleartext",
+            "bare-cr-command",
+        ],
+        "pass",
+    )
+    smuggled = {f.removeprefix("end-of-data-") for f, v in findings.items()
+                if f.startswith("end-of-data-") and v.status == "fail"}  # fmt: skip
+    assert smuggled == (set() if forbid_bare_newline else {"LF.LF", "CRLF.LF", "LF.CRLF"})
+    assert delivered == 7
+
+
+def test_command_line_json_and_exit_codes(
+    scripted_smtp: ScriptedSMTPFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = scripted_smtp(extensions=["SIZE 1000"])
+    host, port = server.address
+    assert main(["probe", f"{host}:{port}", "--json", "--timeout", "5"]) == 1  # SIZE
+    document = json.loads(capsys.readouterr().out)
+    assert document["server"] == f"{host}:{port}"
+    assert document["transactions_completed"] == 0
+    size = next(f for f in document["findings"] if f["check"] == "size")
+    assert size == {
+        "check": "size",
+        "status": "fail",
+        "severity": "low",
+        "rfc": "RFC 1870 §6.1",
+        "summary": "SIZE=1001 above the limit: 250 2.1.0 sender ok",
+    }
+    no_transaction_completed(server)
+
+
+def test_command_line_table_and_an_unreachable_server(
+    scripted_smtp: ScriptedSMTPFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = scripted_smtp(extensions=[])
+    host, port = server.address
+    assert main(["probe", f"{host}:{port}", "--timeout", "5"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["STATUS", "SEVERITY", "CHECK", "RULE", "FINDING"]
+    assert "0 transaction(s) completed (none without --deliver-to)" in out
+    server.finish()
+    assert main(["probe", f"{host}:{port}", "--timeout", "2"]) == 69  # nobody listens now
+    assert "cannot connect" in capsys.readouterr().err
