@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # mypy knows cli/ and testing/ by their own names (package-di
     from cli.probe import Finding, Prober, ProbeSettings
     from testing import Peer, ScriptedServer, TLSMaterial
     from testing.plugin import ScriptedSMTPFactory
+    from tests.servers.aiosmtpd_server import RunningSMTPServer
     from tests.servers.postfix import PostfixInstance
 else:
     from smtpproto.cli.commands import main
@@ -245,3 +246,21 @@ def test_command_line_table_and_an_unreachable_server(
     server.finish()
     assert main(["probe", f"{host}:{port}", "--timeout", "2"]) == 69  # nobody listens now
     assert "cannot connect" in capsys.readouterr().err
+
+
+def test_aiosmtpd(
+    smtp_server_factory: Callable[..., RunningSMTPServer], tls_material: TLSMaterial
+) -> None:
+    """aiosmtpd with STARTTLS, and AUTH after TLS only (its default): it answers a command
+    ended by a bare LF, yet reads every end-of-data look-alike as content."""
+    server = smtp_server_factory(starttls="offer", auth=("user", "secret"), smtputf8=True)
+    findings, delivered = probe(server.address, tls_material, deliver_to="someone@example.org")
+    verdicts = {check: finding.status for check, finding in findings.items()}
+    assert {k: v for k, v in verdicts.items() if v in ("fail", "warn")} == {
+        "bare-lf-command": "warn"
+    }
+    assert verdicts["starttls-injection"] == verdicts["auth-cleartext"] == "pass"
+    assert verdicts["chunking"] == "info"  # not offered
+    lookalikes = [v for k, v in verdicts.items() if k.startswith("end-of-data-")]
+    assert lookalikes == ["pass"] * 7
+    assert delivered == 7
