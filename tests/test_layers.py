@@ -18,9 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # Where each installed package lives in the tree (setuptools' package-dir mapping).
 TREES = {"smtpproto": ROOT / "smtpproto", "smtpproto.adapters": ROOT / "adapters",
          "smtpproto.testing": ROOT / "testing", "smtpproto.cli": ROOT / "cli"}  # fmt: skip
+# DANE and MTA-STS decisions are pure values over DNS answers and certificates, like mx.
+TLS_POLICY = ("smtpproto.certificates", "smtpproto.dane", "smtpproto.mta_sts",
+              "smtpproto.tls_report", "smtpproto.tls_requirements")  # fmt: skip
 # Lowest first.  A module belongs to the first entry its dotted name starts with.
 LAYERS = (
-    ("wire", ("smtpproto._wire", "smtpproto.mx", "smtpproto.sasl")),
+    ("wire", ("smtpproto._wire", "smtpproto.mx", "smtpproto.sasl", *TLS_POLICY)),
     ("machine", ("smtpproto._machine",)),
     ("operations", ("smtpproto._operations", "smtpproto.driver")),
     ("delivery", ("smtpproto._delivery",)),
