@@ -7,203 +7,63 @@ from __future__ import annotations
 
 import base64
 import email.message
-import email.policy
 import hashlib
-import os
 import re
-import shutil
-import socket
-import subprocess
 import sys
 import time
-import tracemalloc
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
 
 import dkim
 import dkim.canonicalization
-import dns.exception
-import dns.message
-import dns.query
-import dns.rdatatype
-import dns.resolver
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtpproto import Body, BodyReadError, DataEncoder, prepare_message
-from smtpproto._operations.message import body_source
-from smtpproto._operations.signing import hash_message, signature_for
+from smtpproto import prepare_message
 from smtpproto.dkim import (
     MAX_HEADER_BLOCK,
     Canonicalization,
     DKIMSigner,
-    HashedMessage,
     MessageHasher,
     SigningAlgorithm,
     SigningError,
     dns_txt_record,
     sign_message,
 )
-from smtpproto.driver import CloseBody, Request, drive
-from tests.servers.dnsmasq import DNSMASQ, Zone, dnsmasq_arguments
-from tests.servers.fixtures import require_server
-from tests.servers.net import pick_free_port
-
-if TYPE_CHECKING:
-    from adapters.bodies import perform_body_request
-else:
-    from smtpproto.adapters.bodies import perform_body_request
-
-RELAXED, SIMPLE = Canonicalization.RELAXED, Canonicalization.SIMPLE
-DOMAIN = "dkim.test"
-NOW = 1_700_000_000  # a fixed signing time in the past: signatures are reproducible
-MESSAGE = (
-    b"From: Alice <alice@dkim.test>\r\nTo: bob@example.net\r\nSubject:  hello \t there \r\n"
-    b"Date: Wed, 02 Dec 2026 19:00:00 +0000\r\nMessage-ID: <1@dkim.test>\r\n\r\n"
-    b"Hi Bob,  \t\r\n\r\n.a line that starts with a dot\r\n..two\r\n\r\n\r\n"
+from tests.dkim_harness import (
+    DOMAIN,
+    EDGE_MESSAGES,
+    MESSAGE,
+    NOW,
+    RELAXED,
+    SIMPLE,
+    TXTServer,
+    hashed_and_signed,
+    make_keys,
+    on_the_wire,
+    private_pem,
+    serve_keys,
+    signed_message,
+    signers_for,
+    verify,
 )
-
-
-def _pem(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 @pytest.fixture(scope="module")
 def keys() -> dict[str, bytes]:
-    """RSA-2048 as PKCS#1 and PKCS#8 PEM, Ed25519 as PEM and as dkimpy's base64 seed."""
-    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ed_key = ed25519.Ed25519PrivateKey.generate()
-    seed = ed_key.private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
-    pkcs1 = rsa_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    return {
-        "rsa": _pem(rsa_key),
-        "rsa-pkcs1": pkcs1.replace(b"\n", b"\r\n"),  # a key file with CRLF line ends
-        "ed25519": _pem(ed_key),
-        "ed25519-seed": base64.b64encode(seed) + b"\n",
-    }
-
-
-class TXTServer:
-    """dnsmasq serving TXT records under .test (the shared zone has no TXT records)."""
-
-    def __init__(self, records: dict[str, str]) -> None:
-        self.host = "127.0.0.53"
-        self.port = pick_free_port(self.host, socket.SOCK_DGRAM)
-        dead = f"{self.host}#1"  # the zone has no SERVFAIL or time-out domains
-        arguments = dnsmasq_arguments(Zone(), self.host, self.port, dead, dead)
-        arguments += [f"--txt-record={name},{value}" for name, value in records.items()]
-        self._process = subprocess.Popen(
-            arguments,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not self._answers():
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"dnsmasq did not start: {' '.join(arguments)}")
-            time.sleep(0.05)
-
-    def _answers(self) -> bool:
-        query = dns.message.make_query("probe.test", "TXT")
-        try:
-            dns.query.udp(query, self.host, timeout=0.5, port=self.port)
-        except (dns.exception.Timeout, OSError):
-            return False
-        return True
-
-    def txt(self, name: bytes, timeout: float = 5) -> bytes | None:
-        """dkimpy's ``dnsfunc``: the TXT record's strings joined, or None."""
-        resolver = dns.resolver.Resolver(configure=False)
-        resolver.nameservers = [self.host]
-        resolver.port = self.port
-        resolver.lifetime = timeout
-        try:
-            answer = resolver.resolve(name.decode(), dns.rdatatype.TXT)
-        except dns.resolver.NXDOMAIN:
-            return None
-        return b"".join(answer[0].strings)
-
-    def stop(self) -> None:
-        self._process.terminate()
-        self._process.wait(timeout=5)
+    return make_keys()
 
 
 @pytest.fixture(scope="module")
 def signers(keys: dict[str, bytes]) -> dict[str, DKIMSigner]:
-    return {name: DKIMSigner(DOMAIN, name, key) for name, key in keys.items()}
+    return signers_for(keys)
 
 
 @pytest.fixture(scope="module")
 def txt_server(signers: dict[str, DKIMSigner]) -> Iterator[TXTServer]:
-    require_server(os.access(DNSMASQ, os.X_OK), "dnsmasq")
-    server = TXTServer({s.dns_name: s.dns_record for s in signers.values()})
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def hashed_and_signed(
-    message: bytes, signers: list[DKIMSigner], chunk: int = 1 << 16, now: int = NOW
-) -> bytes:
-    """The signature fields for ``message`` fed in pieces of ``chunk`` octets."""
-    hasher = MessageHasher({s.body_canonicalization for s in signers})
-    for at in range(0, len(message), chunk):
-        hasher.update(message[at : at + chunk])
-    return sign_message(hasher.finish(), signers, now=now)
-
-
-def on_the_wire(message: bytes) -> bytes:
-    """What a receiver gets: the DATA encoding of ``message``, dot-stuffing and the terminator
-    undone."""
-    encoder = DataEncoder()
-    wire = encoder.encode(message) + encoder.end()
-    return re.sub(rb"(?m)^\.", b"", wire[: -len(b".\r\n")])
-
-
-def verify(txt_server: TXTServer, signed: bytes, index: int = 0) -> bool:
-    """dkimpy's verdict on signature ``index``: a bad body hash or an expired signature is
-    an exception in dkimpy, and a failure here."""
-    verifier = dkim.DKIM(signed, minkey=1024)
-    try:
-        return bool(verifier.verify(idx=index, dnsfunc=txt_server.txt))
-    except dkim.DKIMException:
-        return False
-
-
-def signed_message(message: bytes, signers: list[DKIMSigner], chunk: int = 1 << 16) -> bytes:
-    return hashed_and_signed(message, signers, chunk) + on_the_wire(message)
-
-
-EDGE_MESSAGES = [
-    pytest.param(b"From: a@dkim.test\r\nSubject: empty\r\n\r\n", id="empty-body"),
-    pytest.param(b"From: a@dkim.test\r\nSubject: no body at all\r\n", id="no-empty-line"),
-    pytest.param(b"From: a@dkim.test\r\n\r\nlast line  \t", id="no-final-crlf"),
-    pytest.param(b"From: a@dkim.test\n\n.\n.\n..\nend\n", id="dots-bare-lf"),
-    pytest.param(b"From: a@dkim.test\r\rbody\r\r\r", id="bare-cr"),
-    pytest.param(b"From: a@dkim.test\r\n\r\n \r\n\t\r\n", id="only-blank-lines"),
-    pytest.param(
-        "From: Jörg <jörg@dkim.test>\r\nSubject: Grüße  aus   Köln\r\n\r\nÄ ö ü\r\n".encode(),
-        id="utf8-headers",
-    ),
-    pytest.param(b"From: a@dkim.test\r\nX-Raw: \xe9t\xe9\r\n\r\n\xff\xfe 8bit\r\n", id="8bit"),
-]
+    yield from serve_keys(signers)
 
 
 # --- verified by dkimpy, key from DNS ---------------------------------------------------------
@@ -247,7 +107,9 @@ def test_a_key_published_elsewhere_does_not_verify(
     """The verifier really uses the DNS record: a signature by another key under a published
     selector fails, and an unpublished selector fails."""
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    assert not verify(txt_server, signed_message(MESSAGE, [DKIMSigner(DOMAIN, "rsa", _pem(other))]))
+    assert not verify(
+        txt_server, signed_message(MESSAGE, [DKIMSigner(DOMAIN, "rsa", private_pem(other))])
+    )
     unpublished = DKIMSigner(DOMAIN, "nowhere", keys["rsa"])
     assert not verify(txt_server, signed_message(MESSAGE, [unpublished]))
 
@@ -310,110 +172,6 @@ def test_an_email_message_is_signed_as_sent_without_bcc(
     signed = sign_message(hashed, [signers["rsa"], signers["ed25519"]], now=NOW)
     assert verify(txt_server, signed + on_the_wire(data), 0)
     assert verify(txt_server, signed + on_the_wire(data), 1)
-
-
-HEADER = b"From: a@dkim.test\r\nSubject: big\r\n\r\n"
-# About 64 KiB of text lines with runs of whitespace for relaxed to rewrite.
-BLOCK = b"".join(b"line %06d  with\t some   spaces \r\n" % n for n in range(1900))
-
-
-def hash_blocks(count: int) -> tuple[HashedMessage, int]:
-    """Hash HEADER and ``count`` BLOCKs for both body canonicalizations; return the result and
-    the peak of memory Python allocated meanwhile (tracemalloc)."""
-    hasher = MessageHasher({RELAXED, SIMPLE})
-    tracemalloc.start()
-    try:
-        hasher.update(HEADER)
-        for _ in range(count):
-            hasher.update(BLOCK)
-        hashed = hasher.finish()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return hashed, peak
-
-
-FIFTY_MB = 50 * (1 << 20) // len(BLOCK)
-
-
-@pytest.fixture(scope="module")
-def fifty_megabytes() -> tuple[HashedMessage, int, int]:
-    """A 50 MB message hashed, its peak of memory, and the peak for 2 MB."""
-    hashed, peak = hash_blocks(FIFTY_MB)
-    return hashed, peak, hash_blocks(2 * (1 << 20) // len(BLOCK))[1]
-
-
-def test_fifty_megabytes_hashed_at_flat_memory(
-    txt_server: TXTServer,
-    signers: dict[str, DKIMSigner],
-    fifty_megabytes: tuple[HashedMessage, int, int],
-) -> None:
-    """A 50 MB body streams through the hasher with a peak of a few chunks, the same as for
-    2 MB, and the signature verifies."""
-    hashed, peak, small_peak = fifty_megabytes
-    assert hashed.size == len(HEADER) + FIFTY_MB * len(BLOCK)
-    assert peak < 2 << 20, f"peak {peak} octets while hashing 50 MB"
-    assert peak < small_peak + len(BLOCK), (peak, small_peak)
-    # Ed25519 here; Mail::DKIM checks the RSA signature of the same hash below.
-    fields = sign_message(hashed, [signers["ed25519"]], now=NOW)
-    assert verify(txt_server, fields + HEADER + BLOCK * FIFTY_MB)
-
-
-# --- verified by Mail::DKIM too (an independent implementation; RSA only in Debian 12's) -------
-
-MAIL_DKIM_VERIFY = """
-use strict; use warnings;
-use Mail::DKIM::Verifier; use Mail::DKIM::DNS; use Net::DNS::Resolver;
-Mail::DKIM::DNS::resolver(Net::DNS::Resolver->new(
-    nameservers => [$ARGV[0]], port => $ARGV[1], udp_timeout => 5, tcp_timeout => 5));
-my $verifier = Mail::DKIM::Verifier->new();
-binmode STDIN; local $/; $verifier->PRINT(<STDIN>); $verifier->CLOSE();
-print $_->algorithm, " ", $_->result_detail, "\n" foreach $verifier->signatures;
-"""
-
-
-@pytest.fixture(scope="module")
-def mail_dkim(txt_server: TXTServer) -> Callable[[bytes], list[str]]:
-    """Mail::DKIM's verdict on each signature of a message: ``["rsa-sha256 pass", ...]``."""
-    probe = ["perl", "-MMail::DKIM::Verifier", "-e", "1"]
-    found = shutil.which("perl") is not None
-    found = found and subprocess.run(probe, check=False, capture_output=True).returncode == 0
-    require_server(found, "Mail::DKIM (Debian package libmail-dkim-perl)")
-
-    def verdicts(message: bytes) -> list[str]:
-        command = ["perl", "-e", MAIL_DKIM_VERIFY, txt_server.host, str(txt_server.port)]
-        done = subprocess.run(command, input=message, capture_output=True, check=True)
-        return done.stdout.decode().splitlines()
-
-    return verdicts
-
-
-@pytest.mark.parametrize("header_c", [RELAXED, SIMPLE])
-@pytest.mark.parametrize("body_c", [RELAXED, SIMPLE])
-@pytest.mark.parametrize("message", [MESSAGE, *EDGE_MESSAGES])
-def test_mail_dkim_agrees(
-    mail_dkim: Callable[[bytes], list[str]],
-    keys: dict[str, bytes],
-    message: bytes,
-    header_c: Canonicalization,
-    body_c: Canonicalization,
-) -> None:
-    signer = DKIMSigner(
-        DOMAIN, "rsa", keys["rsa"], header_canonicalization=header_c, body_canonicalization=body_c
-    )
-    signed = signed_message(message, [signer], chunk=5)
-    assert mail_dkim(signed) == ["rsa-sha256 pass"]
-    tampered = signed.replace(b"From: ", b"From: x", 1)
-    assert mail_dkim(tampered) == ["rsa-sha256 fail (message has been altered)"]
-
-
-def test_mail_dkim_agrees_on_fifty_megabytes(
-    mail_dkim: Callable[[bytes], list[str]],
-    signers: dict[str, DKIMSigner],
-    fifty_megabytes: tuple[HashedMessage, int, int],
-) -> None:
-    fields = sign_message(fifty_megabytes[0], [signers["rsa"]], now=NOW)
-    assert mail_dkim(fields + HEADER + BLOCK * FIFTY_MB) == ["rsa-sha256 pass"]
 
 
 # --- the hash: chunking never matters, and matches dkimpy on the wire bytes ---------------------
@@ -579,7 +337,7 @@ def test_a_signer_refuses_other_kinds_of_key() -> None:
     with pytest.raises(ValueError, match="encrypted"):
         DKIMSigner(DOMAIN, "s", encrypted)
     with pytest.raises(ValueError, match="RSA or Ed25519 keys, not"):
-        DKIMSigner(DOMAIN, "s", _pem(ec.generate_private_key(ec.SECP256R1())))
+        DKIMSigner(DOMAIN, "s", private_pem(ec.generate_private_key(ec.SECP256R1())))
 
 
 def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch, keys: dict[str, bytes]) -> None:
@@ -654,58 +412,3 @@ def test_signing_reads_no_clock(signers: dict[str, DKIMSigner]) -> None:
         first = hashed_and_signed(MESSAGE, [signer])
         assert first == hashed_and_signed(MESSAGE, [signer], chunk=5)
         assert f"t={NOW};".encode() in first
-
-
-# --- the operation the sending paths call: one pass over any body source -------------------------
-
-
-def run_with_bodies(operation: Any, performed: list[Request]) -> Any:
-    """Drive ``operation`` with the adapters' body reader, recording each request."""
-
-    def perform(request: Request) -> Any:
-        performed.append(request)
-        return perform_body_request(request)  # type: ignore[arg-type]
-
-    return drive(operation, perform)
-
-
-def test_every_body_source_is_signed_as_it_is_read(
-    txt_server: TXTServer, signers: dict[str, DKIMSigner], tmp_path: Path
-) -> None:
-    """Bytes, a path, a seekable file and chunks: each read once through the driver (memory
-    needs no request), hashed alike, and the signature verifies on the bytes sent."""
-    path = tmp_path / "message.eml"
-    path.write_bytes(MESSAGE)
-    both = [signers["rsa"], signers["ed25519"]]
-    with path.open("rb") as file:
-        sources: list[Body] = [MESSAGE, path, file, iter([MESSAGE[:10], MESSAGE[10:]])]
-        results = []
-        for source in sources:
-            performed: list[Request] = []
-            fields, hashed = run_with_bodies(
-                signature_for(body_source(source), both, now=NOW), performed
-            )
-            results.append((fields, hashed))
-            assert (performed == []) == (source is MESSAGE)
-            assert len(performed) in (0, 4, 5)  # open, reads until b"", close
-    assert all(result == results[0] for result in results)
-    fields, hashed = results[0]
-    assert hashed.size == len(on_the_wire(MESSAGE))
-    assert verify(txt_server, fields + on_the_wire(MESSAGE), 0)
-    assert verify(txt_server, fields + on_the_wire(MESSAGE), 1)
-
-
-def test_a_failing_body_is_released(signers: dict[str, DKIMSigner]) -> None:
-    def failing() -> Iterator[bytes]:
-        yield MESSAGE
-        raise OSError("disk gone")
-
-    performed: list[Request] = []
-    with pytest.raises(BodyReadError, match="disk gone"):
-        run_with_bodies(hash_message(body_source(failing()), [signers["rsa"]]), performed)
-    assert isinstance(performed[-1], CloseBody)
-    too_big = iter([b"X-Filler: " + b"x" * MAX_HEADER_BLOCK])
-    performed.clear()
-    with pytest.raises(SigningError, match="header block is over"):
-        run_with_bodies(hash_message(body_source(too_big), [signers["rsa"]]), performed)
-    assert isinstance(performed[-1], CloseBody)
