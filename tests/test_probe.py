@@ -24,7 +24,7 @@ else:
     from smtpproto.testing import Peer, ScriptedServer, TLSMaterial
     from smtpproto.testing.plugin import ScriptedSMTPFactory
 
-#: Checks whose verdict these tests pin (capabilities and versions depend on the machine).
+#: How long the probe waits for a reply that must not come (1.5 s by default).
 QUIET = 0.5
 
 
@@ -181,33 +181,9 @@ def test_postfix(
     )
     postfix = postfix_factory(main_cf=main_cf)
     findings, delivered = probe(postfix.address, tls_material, deliver_to="probe@postfix.test")
-    assert statuses(
-        findings,
-        "pipelining",
-        "size",
-        "8bitmime",
-        "smtputf8",
-        "chunking",
-        "starttls",
-        "certificate",
-        "starttls-injection",
-        "auth-cleartext",
-        "bare-cr-command",
-    ) == dict.fromkeys(
-        [
-            "pipelining",
-            "size",
-            "8bitmime",
-            "smtputf8",
-            "chunking",
-            "starttls",
-            "certificate",
-            "starttls-injection",
-            "auth-cleartext",
-            "bare-cr-command",
-        ],
-        "pass",
-    )
+    passed = ["pipelining", "size", "8bitmime", "smtputf8", "chunking", "starttls"]
+    passed += ["certificate", "starttls-injection", "auth-cleartext", "bare-cr-command"]
+    assert statuses(findings, *passed) == dict.fromkeys(passed, "pass")
     smuggled = {f.removeprefix("end-of-data-") for f, v in findings.items()
                 if f.startswith("end-of-data-") and v.status == "fail"}  # fmt: skip
     assert smuggled == (set() if forbid_bare_newline else {"LF.LF", "CRLF.LF", "LF.CRLF"})
