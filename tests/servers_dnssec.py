@@ -25,6 +25,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -89,6 +90,66 @@ class Certificates:
         self.mx = self.ca.issue_cert(f"mx.{ZONE}")
         self.ta_mx = self.ca.issue_cert(f"mx2.{ZONE}")
         self.policy = self.ca.issue_cert(f"mta-sts.{ZONE}")
+
+    def server_context(self, leaf: trustme.LeafCert, *, with_ca: bool) -> ssl.SSLContext:
+        """A server context presenting ``leaf``, followed by the CA certificate when
+        ``with_ca`` (RFC 7672 §3.1.2: a DANE-TA server must send its trust anchor)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        if not with_ca:
+            leaf.configure_cert(context)
+            return context
+        bundle = leaf.private_key_and_cert_chain_pem.bytes() + self.ca.cert_pem.bytes()
+        with tempfile.NamedTemporaryFile(suffix=".pem") as pem:
+            pem.write(bundle)
+            pem.flush()
+            context.load_cert_chain(pem.name)
+        return context
+
+
+def presented_chain(tls: ssl.SSLSocket) -> list[bytes]:
+    """The DER chain the peer sent, leaf first, as a driver will report it after STARTTLS.
+
+    Python 3.13 has ``SSLSocket.get_unverified_chain()``; 3.11 and 3.12 only the same method
+    on the private ``_sslobj``.
+    """
+    public = getattr(tls, "get_unverified_chain", None)
+    if public is not None:
+        return [bytes(der) for der in public()]
+    private = tls._sslobj.get_unverified_chain()  # type: ignore[attr-defined]
+    return [cert.public_bytes(ssl._ssl.ENCODING_DER) for cert in private]  # type: ignore[attr-defined]
+
+
+@contextmanager
+def tls_listener(context: ssl.SSLContext, address: str = MX_ADDRESS) -> Iterator[int]:
+    """Accept TLS connections on ``address`` (a free port, yielded) and complete the handshake;
+    enough to test what a client sees of the server's certificates."""
+    check_loopback(address)
+    listener = socket.create_server((address, 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    tls.recv(1)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, name="tls-listener", daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
 
 
 def build_zone(certs: Certificates, serial: int) -> str:

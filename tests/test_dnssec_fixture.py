@@ -161,3 +161,30 @@ def test_policy_server_certificate_is_checked(zone: kit.SignedZone) -> None:
         pytest.raises(ssl.SSLCertVerificationError),
     ):
         https_get(server, "mta-sts.other.test", "/.well-known/mta-sts.txt")
+
+
+def handshake_chain(port: int) -> list[bytes]:
+    """Connect as a DANE client does: no PKIX verification, then read what was presented."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection((kit.MX_ADDRESS, port), timeout=5)
+    with context.wrap_socket(raw, server_hostname="mx2.dane.test") as tls:
+        return kit.presented_chain(tls)
+
+
+def test_a_handshake_gives_the_chain_that_dane_ta_authenticates(zone: kit.SignedZone) -> None:
+    certs = zone.certificates
+    answer = tlsa_answer(zone.query("_25._tcp.mx2.dane.test", "TLSA"))
+    with kit.tls_listener(certs.server_context(certs.ta_mx, with_ca=True)) as port:
+        chain = handshake_chain(port)
+    assert len(chain) == 2
+    assert verify_chain(
+        answer.records, chain, reference_names=["mx2.dane.test"], now=time.time()
+    ).ok
+    # Without the trust anchor in the chain, DANE-TA cannot match (RFC 7672 §3.1.2).
+    with kit.tls_listener(certs.server_context(certs.ta_mx, with_ca=False)) as port:
+        alone = handshake_chain(port)
+    assert len(alone) == 1
+    result = verify_chain(answer.records, alone, reference_names=["mx2.dane.test"], now=time.time())
+    assert not result.ok
