@@ -1,7 +1,7 @@
 """Secure defaults, tested through each adapter against what the server actually received
 (issue 7, part 4; checklist S1-S5, S8 and section 4).
 
-The :class:`~tests.scripted_server.ScriptedServer` records every octet it receives, so these tests
+The :class:`~smtpproto.testing.ScriptedServer` records every octet it receives, so these tests
 check the wire itself: what the client sent, what it never sent, and when it stopped.  Certificate
 failures with the wrong CA, a wrong-name or an expired certificate are in
 ``test_adapters_tls.py``; here are the checks it lacks.
@@ -40,12 +40,14 @@ from smtpproto import (
     TLSMode,
     TLSRequiredError,
 )
-from tests.scripted_server import Action, ConnectionRecord, Peer, ScriptedServer
 
-if TYPE_CHECKING:  # imported for real by pytest_plugins, which rewrites its asserts
+if TYPE_CHECKING:  # mypy knows testing/ as "testing"; the harness comes from pytest_plugins
+    from testing import Action, ConnectionRecord, Peer, ScriptedServer
     from tests.adapters_harness import Adapter, Client
     from tests.servers.postfix import PostfixInstance
     from tests.servers.tls import CertKind, TLSMaterial
+else:
+    from smtpproto.testing import Action, ConnectionRecord, Peer, ScriptedServer
 
 SENDER = "sender@client.test"
 RECIPIENT = "rcpt@example.org"
