@@ -12,8 +12,12 @@ certificates, the ``_mta-sts`` TXT record, an unsigned child zone ``plain.dane.t
 without DS (insecure: answers come without AD), and ``bogus.dane.test`` whose signature is broken
 after signing (the resolver answers SERVFAIL).
 
+``sts.dane.test`` has an MTA-STS policy and no TLSA records (for the MTA-STS-only cases), and
+``alias.dane.test`` is a CNAME to ``mx.dane.test`` (the TLSA base domain after expansion).
+
 A small HTTPS server (:class:`PolicyServer`) serves ``/.well-known/mta-sts.txt`` for
-``mta-sts.dane.test`` with a trustme certificate, from a thread.
+``mta-sts.dane.test`` and ``mta-sts.sts.dane.test`` with a trustme certificate, from a thread;
+:func:`tls_listener` completes TLS handshakes on the MX address with the zone's certificates.
 """
 
 from __future__ import annotations
@@ -59,6 +63,9 @@ STS_ID = "20261202T000000"
 POLICY = (
     "version: STSv1\r\nmode: enforce\r\nmx: mx.dane.test\r\nmx: *.dane.test\r\nmax_age: 86400\r\n"
 )
+# sts.dane.test: MTA-STS without DANE (its MX host has no TLSA record), for the MTA-STS cases.
+STS_DOMAIN = f"sts.{ZONE}"
+STS_POLICY = "version: STSv1\nmode: enforce\nmx: mail.sts.dane.test\nmax_age: 86400\n"
 
 
 def tools_missing() -> list[str]:
@@ -89,7 +96,7 @@ class Certificates:
     def __post_init__(self) -> None:
         self.mx = self.ca.issue_cert(f"mx.{ZONE}")
         self.ta_mx = self.ca.issue_cert(f"mx2.{ZONE}")
-        self.policy = self.ca.issue_cert(f"mta-sts.{ZONE}")
+        self.policy = self.ca.issue_cert(f"mta-sts.{ZONE}", f"mta-sts.{STS_DOMAIN}")
 
     def server_context(self, leaf: trustme.LeafCert, *, with_ca: bool) -> ssl.SSLContext:
         """A server context presenting ``leaf``, followed by the CA certificate when
@@ -175,6 +182,15 @@ def build_zone(certs: Certificates, serial: int) -> str:
         f'_mta-sts IN TXT "v=STSv1; id={STS_ID};"',
         f"mta-sts IN A {POLICY_ADDRESS}",
         f"bogus IN A {MX_ADDRESS}",
+        # an MX host that is an alias: the TLSA base domain is the target (RFC 7672 §2.2.2)
+        f"alias IN CNAME mx.{ZONE}.",
+        # MTA-STS only: a policy, and an MX host with no TLSA records (authenticated denial)
+        f"sts IN MX 10 mail.{STS_DOMAIN}.",
+        f"sts IN MX 20 other.{STS_DOMAIN}.",
+        f"mail.sts IN A {MX_ADDRESS}",
+        f"other.sts IN A {MX_ADDRESS}",
+        f'_mta-sts.sts IN TXT "v=STSv1; id={STS_ID};"',
+        f"mta-sts.sts IN A {POLICY_ADDRESS}",
         # the insecure delegation: NS without DS
         f"{INSECURE_ZONE}. IN NS {ns}",
     ]
@@ -357,18 +373,22 @@ stub-zone:
 
 
 class _PolicyHandler(http.server.BaseHTTPRequestHandler):
-    policy = POLICY.encode()
+    # Replaced per server: Host -> policy text, and the media type to serve it as.
+    policies: dict[str, str] = {}  # noqa: RUF012 - set on a subclass per server
     content_type = "text/plain"
 
     def do_GET(self) -> None:
-        if self.path != "/.well-known/mta-sts.txt":
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].lower()
+        policy = self.policies.get(host)
+        if self.path != "/.well-known/mta-sts.txt" or policy is None:
             self.send_error(404)
             return
+        body = policy.encode()
         self.send_response(200)
         self.send_header("Content-Type", self.content_type)
-        self.send_header("Content-Length", str(len(self.policy)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(self.policy)
+        self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -376,12 +396,13 @@ class _PolicyHandler(http.server.BaseHTTPRequestHandler):
 
 @dataclass
 class PolicyServer:
-    """``https://mta-sts.dane.test/.well-known/mta-sts.txt`` on ``address:port``."""
+    """``https://mta-sts.<domain>/.well-known/mta-sts.txt`` on ``address:port``.  ``policies``
+    (keyed by ``mta-sts.<domain>``) may be changed while it runs: a new policy for a new id."""
 
     address: str
     port: int
     ca: trustme.CA
-    policy: str
+    policies: dict[str, str]
 
     def client_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
@@ -390,10 +411,19 @@ class PolicyServer:
 
 
 @contextmanager
-def policy_server(certs: Certificates, policy: str = POLICY) -> Iterator[PolicyServer]:
-    """Serve ``policy`` over HTTPS with the certificate of ``mta-sts.dane.test``."""
+def policy_server(
+    certs: Certificates,
+    policies: dict[str, str] | None = None,
+    *,
+    content_type: str = "text/plain",
+) -> Iterator[PolicyServer]:
+    """Serve the policies of dane.test and sts.dane.test over HTTPS with the certificate of
+    ``mta-sts.dane.test`` and ``mta-sts.sts.dane.test``."""
     check_loopback(POLICY_ADDRESS)
-    handler = type("Handler", (_PolicyHandler,), {"policy": policy.encode()})
+    if policies is None:
+        policies = {f"mta-sts.{ZONE}": POLICY, f"mta-sts.{STS_DOMAIN}": STS_POLICY}
+    attributes = {"policies": policies, "content_type": content_type}
+    handler = type("Handler", (_PolicyHandler,), attributes)
     server = http.server.ThreadingHTTPServer((POLICY_ADDRESS, 0), handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     certs.policy.configure_cert(context)
@@ -401,7 +431,7 @@ def policy_server(certs: Certificates, policy: str = POLICY) -> Iterator[PolicyS
     thread = threading.Thread(target=server.serve_forever, name="mta-sts-https", daemon=True)
     thread.start()
     try:
-        yield PolicyServer(POLICY_ADDRESS, server.server_address[1], certs.ca, policy)
+        yield PolicyServer(POLICY_ADDRESS, server.server_address[1], certs.ca, policies)
     finally:
         server.shutdown()
         server.server_close()

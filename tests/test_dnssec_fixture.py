@@ -22,8 +22,15 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from smtpproto.dane import DaneState, TLSAAnswer, TLSARecord, dane_state, verify_chain
-from smtpproto.mta_sts import Mode, PolicyFetch, parse_txt_record, resolve_policy
+from smtpproto.dane import (
+    DaneState,
+    TLSAAnswer,
+    TLSARecord,
+    dane_state,
+    tlsa_query_names,
+    verify_chain,
+)
+from smtpproto.mta_sts import Mode, PolicyFetch, StsRecord, parse_txt_record, resolve_policy
 from smtpproto.mx import DNSStatus
 from tests import servers_dnssec as kit
 
@@ -188,3 +195,33 @@ def test_a_handshake_gives_the_chain_that_dane_ta_authenticates(zone: kit.Signed
     assert len(alone) == 1
     result = verify_chain(answer.records, alone, reference_names=["mx2.dane.test"], now=time.time())
     assert not result.ok
+
+
+def test_sts_domain_has_a_policy_and_no_tlsa(zone: kit.SignedZone) -> None:
+    mx = zone.query(kit.STS_DOMAIN, "MX")
+    assert authentic(mx)
+    denial = tlsa_answer(zone.query(f"_25._tcp.mail.{kit.STS_DOMAIN}", "TLSA"))
+    assert dane_state(denial) is DaneState.NO_TLSA
+    with kit.policy_server(zone.certificates) as server:
+        response = https_get(server, f"mta-sts.{kit.STS_DOMAIN}", "/.well-known/mta-sts.txt")
+        body = response.read()
+        server.policies.pop(f"mta-sts.{kit.STS_DOMAIN}")  # the policy server loses it
+        assert (
+            https_get(server, f"mta-sts.{kit.STS_DOMAIN}", "/.well-known/mta-sts.txt").status == 404
+        )
+    fetch = PolicyFetch(response.status, response.getheader("Content-Type", ""), body)
+    resolution = resolve_policy(StsRecord(kit.STS_ID), None, fetch, now=time.time())
+    assert resolution.policy is not None
+    assert resolution.policy.allows(f"mail.{kit.STS_DOMAIN}")
+    assert not resolution.policy.allows(f"other.{kit.STS_DOMAIN}")
+
+
+def test_the_alias_expands_authentically_to_the_tlsa_base_domain(zone: kit.SignedZone) -> None:
+    reply = zone.query("alias.dane.test", "A")
+    assert authentic(reply)
+    cname = next(r for r in reply.answer if r.rdtype == dns.rdatatype.CNAME)
+    target = str(next(iter(cname)).target)
+    assert target == "mx.dane.test."
+    names = tlsa_query_names("alias.dane.test", cname_target=target)
+    assert names == ("_25._tcp.mx.dane.test.", "_25._tcp.alias.dane.test.")
+    assert dane_state(tlsa_answer(zone.query(names[0], "TLSA"))) is DaneState.USABLE
