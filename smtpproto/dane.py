@@ -299,6 +299,9 @@ def verify_chain(
       seconds), and the leaf must carry one of ``reference_names`` (RFC 7672 §3.1.2, §3.2).
 
     Unusable records are ignored.  A chain that cannot be read fails as ``validation-failure``.
+    Only the certificates the server presented are tried, in the order presented: a DANE-TA
+    server must send its trust anchor (RFC 7672 §3.1.2), and one that matches the server's own
+    certificate makes that certificate its own anchor (only its names are then checked).
     """
     usable = [r for r in records if r.usable]
     if not usable:
