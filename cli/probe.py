@@ -153,13 +153,21 @@ class Prober:
             return [Finding("capabilities", "info", "none", "RFC 5321 §4.1.1.1", listed)]
 
     def pipelining(self) -> list[Finding]:
+        """Nothing early (no reply to half a command), then one reply per pipelined command,
+        in order, and nothing more (RFC 2920 §3.1, RFC 5321 §4.1.1)."""
         rfc = "RFC 2920 §3.1"
         with self.session() as opened:
             if "PIPELINING" not in opened.keywords:
                 return [Finding("pipelining", "info", "none", rfc, "PIPELINING not offered")]
-            opened.raw.send_unchecked(b"NOOP\r\nRSET\r\nNOOP\r\n")
+            # Half a command first: nothing may be answered before its line ends.
+            opened.raw.send_unchecked(b"NOOP")
+            early = opened.raw.read_available(self.settings.quiet_wait / 3)
+            opened.raw.send_unchecked(b"\r\nRSET\r\nNOOP\r\n")
             replies = [opened.raw.read_reply() for _ in range(3)]
             extra = opened.raw.read_available(self.settings.quiet_wait)
+        if early:
+            summary = f"answered before the command line ended: {early[:60]!r}"
+            return [Finding("pipelining", "fail", "medium", rfc, summary)]
         codes = [r.code if r else None for r in replies]
         if codes == [250, 250, 250] and not extra:
             return [Finding("pipelining", "pass", "none", rfc, "3 commands, 3 replies in order")]

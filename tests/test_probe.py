@@ -82,6 +82,24 @@ def ends_data_at_bare_lf_dot(peer: Peer) -> None:
     answer_every_line(peer)
 
 
+def careless_after_mail(peer: Peer) -> None:
+    """Reads lines only, so a BDAT chunk's content is answered as commands (RFC 3030 §2)."""
+    peer.send(b"250 2.1.0 ok\r\n")
+    answer_every_line(peer)
+
+
+def answers_half_a_command(peer: Peer) -> None:
+    """Answers as soon as octets arrive, line end or not."""
+    peer.send(b"220 scripted.test ESMTP\r\n")
+    while data := peer.receive():
+        if data.upper().startswith(b"EHLO"):
+            peer.send(b"250-scripted.test\r\n250 PIPELINING\r\n")
+        elif data.upper().startswith(b"QUIT"):
+            return
+        else:
+            peer.send(b"250 2.0.0 ok\r\n")
+
+
 def no_transaction_completed(server: ScriptedServer) -> None:
     records = server.finish()
     assert records
@@ -135,8 +153,10 @@ def test_a_well_behaved_server_completes_no_transaction(
     [
         ({"STARTTLS": answers_what_was_injected}, "starttls-injection", "after the handshake"),
         ({"RSET": b"250 ok\r\n250 and one more\r\n"}, "pipelining", "unexpected"),
+        ({"GREETING": answers_half_a_command}, "pipelining", "before the command line ended"),
+        ({"MAIL": careless_after_mail}, "chunking", "answered as commands"),
     ],
-    ids=["starttls-injection", "extra-reply"],
+    ids=["starttls-injection", "extra-reply", "early-reply", "chunk-read-as-commands"],
 )
 def test_a_server_that_breaks_a_rule_fails_its_check(
     scripted_smtp: ScriptedSMTPFactory,
@@ -145,7 +165,7 @@ def test_a_server_that_breaks_a_rule_fails_its_check(
     check: str,
     says: str,
 ) -> None:
-    server = scripted_smtp(rules, tls="starttls")
+    server = scripted_smtp(rules, tls="starttls", chunking=True)
     findings, _ = probe(server.address, smtp_certificates)
     assert findings[check].status == "fail", findings[check]
     assert says in findings[check].summary
