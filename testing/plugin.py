@@ -8,12 +8,13 @@ Installed with smtpproto, so a test only names them:
   ``scripted_smtp({"RCPT": b"550 no\\r\\n"}, tls="starttls")``.  Every server it started is
   finished when the test ends, so a test that forgets cannot leak a thread.
 
-Disable with ``-p no:smtpproto``.
+When a test fails, what each of its scripted servers recorded (steps, commands, errors) is
+added to the failure report.  Disable the plugin with ``-p no:smtpproto``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from typing import Any, Literal
 
 import pytest
@@ -70,3 +71,28 @@ def scripted_smtp(request: pytest.FixtureRequest) -> Iterator[ScriptedSMTPFactor
         yield factory
     finally:
         factory.finish_all()
+
+
+def _describe(factory: ScriptedSMTPFactory) -> str:
+    parts = []
+    for server in factory.servers:
+        for number, record in enumerate(server.connections, 1):
+            parts.append(
+                f"{server.address[0]}:{server.address[1]} connection {number}: "
+                f"steps {record.steps}, commands {record.commands[:40]}, tls {record.tls}, "
+                f"fault {record.fault}, errors {record.errors}"
+            )
+    return "\n".join(parts) or "no connection was made"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        values: dict[str, Any] = getattr(item, "funcargs", {})
+        for value in values.values():
+            if isinstance(value, ScriptedSMTPFactory):
+                report.sections.append(("scripted SMTP servers", _describe(value)))
+    return report
