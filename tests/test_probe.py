@@ -260,3 +260,30 @@ def test_aiosmtpd(
     lookalikes = [v for k, v in verdicts.items() if k.startswith("end-of-data-")]
     assert lookalikes == ["pass"] * 7
     assert delivered == 7
+
+
+def test_implicit_tls_through_the_command_line(
+    scripted_smtp: ScriptedSMTPFactory,
+    smtp_certificates: TLSMaterial,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = scripted_smtp(tls="implicit", extensions=["SIZE 1000"])
+    host, port = server.address
+    argv = ["probe", f"{host}:{port}", "--implicit-tls", "--json", "--timeout", "5"]
+    assert main([*argv, "--cafile", str(smtp_certificates.ca_cert)]) == 1  # SIZE, as above
+    findings = {f["check"]: f for f in json.loads(capsys.readouterr().out)["findings"]}
+    assert findings["certificate"]["status"] == "pass"
+    assert findings["certificate"]["rfc"] == "RFC 8314 §3"
+    assert findings["auth-cleartext"]["summary"] == "the session is TLS throughout"
+    assert "starttls-injection" not in findings  # no STARTTLS on a TLS port
+    no_transaction_completed(server)
+    assert all(record.tls for record in server.connections)
+
+
+def test_a_refused_greeting_is_exit_69(
+    scripted_smtp: ScriptedSMTPFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = scripted_smtp({"GREETING": b"554 5.3.2 no service here\r\n"})
+    host, port = server.address
+    assert main(["probe", f"{host}:{port}", "--timeout", "5"]) == 69
+    assert "no 220 greeting: 554 5.3.2 no service here" in capsys.readouterr().err
