@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from _scenarios import (
     LOCAL_HOSTNAME,
@@ -22,15 +22,19 @@ from _scenarios import (
     run_async,
 )
 
+from smtpproto import SendResult, SMTPError, prepare_message
+
 if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (the package-dir mapping)
     from adapters.asyncio import SMTPClient, TLSMode
 else:
     from smtpproto.adapters.asyncio import SMTPClient, TLSMode
 
 
-def _check(result: Any) -> None:
-    if not result.all_delivered:
-        raise RuntimeError(f"smtpproto: not delivered to {result.failed}")
+def _check(outcome: SendResult | SMTPError) -> None:
+    if isinstance(outcome, SMTPError):
+        raise outcome  # what stopped this message: the run is void
+    if not outcome.all_delivered:
+        raise RuntimeError(f"smtpproto: not delivered to {outcome.failed}")
 
 
 @contextlib.asynccontextmanager
@@ -52,12 +56,10 @@ async def pipelined_session(host: str, port: int) -> AsyncIterator[AsyncSendAll]
     ) as client:
 
         async def send_all(messages: list[Message]) -> None:
-            # cast: a tree older than send_messages still type-checks (and runs the rest)
-            send_messages = cast(Any, client).send_messages
-            async for result in send_messages(
-                (body, SENDER, recipients) for body, recipients in messages
-            ):
-                _check(result)
+            # QUIT rides with the last message (quit=True): that round trip is saved too.
+            outgoing = (prepare_message(body, SENDER, rcpts) for body, rcpts in messages)
+            async for outcome in client.send_messages(outgoing, quit=True):
+                _check(outcome)
 
         yield send_all
 

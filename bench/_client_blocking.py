@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from _scenarios import (
     LOCAL_HOSTNAME,
@@ -21,6 +21,8 @@ from _scenarios import (
     run_sync,
 )
 
+from smtpproto import SendResult, SMTPError, prepare_message
+
 if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (the package-dir mapping)
     from adapters.blocking import SMTPClient, TLSMode
 else:
@@ -31,9 +33,11 @@ def _connect(host: str, port: int) -> SMTPClient:
     return SMTPClient.connect(host, port, tls=TLSMode.NONE, local_hostname=LOCAL_HOSTNAME)
 
 
-def _check(result: Any) -> None:
-    if not result.all_delivered:
-        raise RuntimeError(f"smtpproto: not delivered to {result.failed}")
+def _check(outcome: SendResult | SMTPError) -> None:
+    if isinstance(outcome, SMTPError):
+        raise outcome  # what stopped this message: the run is void
+    if not outcome.all_delivered:
+        raise RuntimeError(f"smtpproto: not delivered to {outcome.failed}")
 
 
 @contextlib.contextmanager
@@ -51,12 +55,10 @@ def pipelined_session(host: str, port: int) -> Iterator[SyncSendAll]:
     with _connect(host, port) as client:
 
         def send_all(messages: list[Message]) -> None:
-            # cast: a tree older than send_messages still type-checks (and runs the rest)
-            send_messages = cast(Any, client).send_messages
-            for result in send_messages(
-                (body, SENDER, recipients) for body, recipients in messages
-            ):
-                _check(result)
+            # QUIT rides with the last message (quit=True): that round trip is saved too.
+            outgoing = (prepare_message(body, SENDER, rcpts) for body, rcpts in messages)
+            for outcome in client.send_messages(outgoing, quit=True):
+                _check(outcome)
 
         yield send_all
 
