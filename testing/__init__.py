@@ -22,13 +22,14 @@ from __future__ import annotations
 from .certificates import CertKind, TLSMaterial, make_tls_material
 from .lookalikes import END_OF_DATA_LOOKALIKES
 from .peer import Peer
-from .records import Action, Chunked, ConnectionRecord, Delayed, Fault, reply
+from .records import Action, Answer, Chunked, ConnectionRecord, Delayed, Fault, reply
 from .server import DEFAULT_REPLIES, ScriptedServer
 
 __all__ = [
     "DEFAULT_REPLIES",
     "END_OF_DATA_LOOKALIKES",
     "Action",
+    "Answer",
     "CertKind",
     "Chunked",
     "ConnectionRecord",

@@ -7,6 +7,7 @@ An *action* replaces the server's ordinary reply at one step of the dialogue:
 - :class:`Chunked`: send bytes in pieces of the given sizes, flushed one by one (the client's
   reply parser must not care where TCP cut the stream);
 - :class:`Delayed`: wait, then do another action (slow servers, timeouts);
+- :class:`Answer`: compute the action from the command line (refuse one recipient only);
 - a :class:`Fault`: close, reset, stall or answer 421;
 - a callable taking the connection's :class:`~smtpproto.testing.Peer`: it takes the
   connection over, and may write anything (hostile servers).
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .peer import Peer
 
-__all__ = ["Action", "Chunked", "ConnectionRecord", "Delayed", "Fault", "reply"]
+__all__ = ["Action", "Answer", "Chunked", "ConnectionRecord", "Delayed", "Fault", "reply"]
 
 
 class Fault(enum.Enum):
@@ -75,7 +76,16 @@ class Delayed:
     then: Action
 
 
-Action = bytes | Chunked | Delayed | Fault | Callable[["Peer"], None]
+@dataclass(frozen=True)
+class Answer:
+    """The action for this command, computed from its line (without CRLF; ``b""`` for the
+    greeting): ``Answer(lambda line: b"550 no\\r\\n" if b"<bad@" in line else b"250 ok\\r\\n")``.
+    """
+
+    function: Callable[[bytes], Action]
+
+
+Action = bytes | Chunked | Delayed | Answer | Fault | Callable[["Peer"], None]
 
 
 def reply(code: int, *lines: str) -> bytes:

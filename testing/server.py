@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 
 from .peer import DialogueEnded, Peer
-from .records import Action, Chunked, ConnectionRecord, Delayed, Fault
+from .records import Action, Answer, Chunked, ConnectionRecord, Delayed, Fault
 
 __all__ = ["DEFAULT_REPLIES", "SERVICE_CLOSING_REPLY", "ScriptedServer"]
 
@@ -252,6 +252,10 @@ class ScriptedServer:
                     self._stopping.wait(action.pause)
                 peer.send(piece)
             return action.data
+        if isinstance(action, Answer):
+            commands = peer.record.commands
+            line = commands[-1] if commands and name != "GREETING" else b""
+            return self._act(peer, name, action.function(line))
         if isinstance(action, Delayed):
             peer.flush()
             self._stopping.wait(action.seconds)  # cut short when the test finishes

@@ -35,13 +35,22 @@ from smtpproto import (
 )
 
 if TYPE_CHECKING:  # mypy knows testing/ as "testing" (package-dir mapping)
-    from testing import Chunked, ConnectionRecord, Delayed, ScriptedServer, TLSMaterial, reply
+    from testing import (
+        Answer,
+        Chunked,
+        ConnectionRecord,
+        Delayed,
+        ScriptedServer,
+        TLSMaterial,
+        reply,
+    )
     from testing import strategies as kit
     from testing.plugin import ScriptedSMTPFactory
     from testing.unsafe import UnsafeRawConnection
     from tests.adapters_harness import Adapter
 else:
     from smtpproto.testing import (
+        Answer,
         Chunked,
         ConnectionRecord,
         Delayed,
@@ -94,6 +103,20 @@ def test_replies_cut_anywhere_read_the_same(
     assert send_one(adapter, server) == 1000
     server.finish()
     check_one_message(server.record)
+
+
+def test_answer_computes_the_reply_from_the_command(
+    adapter: Adapter, scripted_smtp: ScriptedSMTPFactory
+) -> None:
+    def rcpt(line: bytes) -> bytes:
+        return b"550 5.1.1 unknown\r\n" if b"<c@" in line else b"250 2.1.5 ok\r\n"
+
+    server = scripted_smtp({"RCPT": Answer(rcpt)})
+    with adapter.connect(*server.address, tls=TLSMode.NONE, **OPTIONS) as client:
+        result = client.send_message(MESSAGE, "a@client.test", ["b@example.org", "c@example.org"])
+    assert [r.accepted for r in result.recipients] == [True, False]
+    server.finish()
+    assert server.record.messages == [MESSAGE]
 
 
 def test_chunked_cuts_as_asked() -> None:
