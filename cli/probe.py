@@ -161,7 +161,7 @@ class Prober:
                 return [Finding("pipelining", "info", "none", rfc, "PIPELINING not offered")]
             # Half a command first: nothing may be answered before its line ends.
             opened.raw.send_unchecked(b"NOOP")
-            early = opened.raw.read_available(self.settings.quiet_wait / 3)
+            early = opened.raw.read_available(self.settings.quiet_wait / 2)
             opened.raw.send_unchecked(b"\r\nRSET\r\nNOOP\r\n")
             replies = [opened.raw.read_reply() for _ in range(3)]
             extra = opened.raw.read_available(self.settings.quiet_wait)

@@ -29,14 +29,17 @@ QUIET = 0.5
 
 
 def probe(
-    server: tuple[str, int], tls: TLSMaterial | None, deliver_to: str | None = None
+    server: tuple[str, int],
+    tls: TLSMaterial | None,
+    deliver_to: str | None = None,
+    quiet: float = QUIET,
 ) -> tuple[dict[str, Finding], int]:
     prober = Prober(
         ProbeSettings(
             host=server[0],
             port=server[1],
             context=tls.client_context() if tls else None,
-            quiet_wait=QUIET,
+            quiet_wait=quiet,
             timeout=5.0,
             deliver_to=deliver_to,
         )
@@ -166,7 +169,9 @@ def test_a_server_that_breaks_a_rule_fails_its_check(
     says: str,
 ) -> None:
     server = scripted_smtp(rules, tls="starttls", chunking=True)
-    findings, _ = probe(server.address, smtp_certificates)
+    # Generous where a reply that comes late would be another failure than the one asserted.
+    quiet = 2.0 if "before the command line ended" in says else QUIET
+    findings, _ = probe(server.address, smtp_certificates, quiet=quiet)
     assert findings[check].status == "fail", findings[check]
     assert says in findings[check].summary
     assert findings[check].severity in ("medium", "high")
