@@ -75,7 +75,6 @@ class _Opened:
     raw: UnsafeRawConnection
     greeting: RawReply
     keywords: dict[str, list[str]] = field(default_factory=dict)
-    tls: bool = False
 
 
 def _unverified() -> ssl.SSLContext:
@@ -102,8 +101,8 @@ class Prober:
         self.delivered = 0
 
     @contextmanager
-    def session(self, starttls: bool = False) -> Iterator[_Opened]:
-        """A fresh connection, greeted and EHLO'd (after STARTTLS too, when asked)."""
+    def session(self) -> Iterator[_Opened]:
+        """A fresh connection, greeted and EHLO'd (over TLS with ``implicit_tls``)."""
         s = self.settings
         try:
             raw = UnsafeRawConnection.open(
@@ -118,15 +117,8 @@ class Prober:
             greeting = raw.read_reply()
             if greeting is None or greeting.code != 220:
                 raise Unreachable(f"no 220 greeting: {greeting}")
-            opened = _Opened(raw, greeting, tls=s.implicit_tls)
+            opened = _Opened(raw, greeting)
             opened.keywords = self.ehlo(opened)
-            if starttls and not opened.tls:
-                reply = self.command(opened, b"STARTTLS")
-                if reply is None or reply.code != 220:
-                    raise Unreachable(f"STARTTLS refused: {reply}")
-                raw.start_tls(_unverified(), s.host)
-                opened.tls = True
-                opened.keywords = self.ehlo(opened)
             yield opened
         finally:
             raw.close()
@@ -372,8 +364,9 @@ class Prober:
 
     def _injection(self) -> Finding:
         """CVE-2011-0411: a command sent in the same packet as STARTTLS must be discarded, never
-        answered after the handshake (RFC 3207 §4... the server "MUST discard" it)."""
-        check, rfc = "starttls-injection", "RFC 3207 §4, CVE-2011-0411"
+        answered after the handshake: the session starts afresh there (RFC 3207 §4.2), so
+        nothing received before it may be acted on after it."""
+        check, rfc = "starttls-injection", "RFC 3207 §4.2, CVE-2011-0411"
         with self.session() as opened:
             opened.raw.send_unchecked(b"STARTTLS\r\nNOOP\r\n")
             reply = opened.raw.read_reply()
