@@ -146,8 +146,8 @@ class Prober:
 
     def pipelining(self) -> list[Finding]:
         """Nothing early (no reply to half a command), then one reply per pipelined command,
-        in order, and nothing more (RFC 2920 §3.1, RFC 5321 §4.1.1)."""
-        rfc = "RFC 2920 §3.1"
+        in order, and nothing more (RFC 2920 §3.2)."""
+        rfc = "RFC 2920 §3.2"
         with self.session() as opened:
             if "PIPELINING" not in opened.keywords:
                 return [Finding("pipelining", "info", "none", rfc, "PIPELINING not offered")]
@@ -232,7 +232,7 @@ class Prober:
         ]
 
     def auth_in_cleartext(self) -> list[Finding]:
-        rfc = "RFC 4954 §4, RFC 8314 §5"
+        rfc = "RFC 4954 §4"
         if self.settings.implicit_tls:
             return [Finding("auth-cleartext", "pass", "none", rfc, "the session is TLS throughout")]
         with self.session() as opened:
