@@ -760,3 +760,41 @@ def test_a_prepared_message_sent_with_other_options() -> None:
     ]
     result = run(session.send_message(prepared, options=SendOptions(ret="FULL")), script)
     assert result.all_delivered
+
+
+def test_a_file_too_large_is_refused_before_any_write_and_released(tmp_path: Path) -> None:
+    path = tmp_path / "big.eml"
+    path.write_bytes(b"x" * 2000)
+    session = open_session("PIPELINING", "SIZE 1000")
+    with pytest.raises(MessageTooLarge):
+        run(session.send_message(path, SENDER, [BOB]), [])
+    assert not session.closed
+
+
+def test_C15_421_to_DATA_of_a_file_releases_it_and_closes(tmp_path: Path) -> None:
+    path = tmp_path / "m.eml"
+    path.write_bytes(body(1))
+    session = open_session("PIPELINING")
+    script = [
+        Expect.send(opening()),
+        Reply(OK * 2 + b"421 4.3.2 bye\r\n"),
+        Expect.close(),
+    ]
+    with pytest.raises(ServiceClosing):
+        run(session.send_message(path, SENDER, [BOB]), script)
+    assert session.closed
+
+
+def test_C4_refused_DATA_of_a_file_releases_it_and_the_session_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "m.eml"
+    path.write_bytes(body(1))
+    session = open_session("PIPELINING")
+    script = [
+        Expect.send(opening()),
+        Reply(OK * 2 + b"554 5.7.1 not from you\r\n"),
+        Expect.send(RSET),
+        Reply(OK),
+    ]
+    with pytest.raises(DataRefused):
+        run(session.send_message(path, SENDER, [BOB]), script)
+    assert not session.closed

@@ -385,6 +385,12 @@ class ClientConnection:
         return data
 
     @property
+    def unread(self) -> bool:
+        """Whether the server said something not yet taken with :meth:`next_event` (octets, or
+        the end of the stream): while no command is outstanding, something it should not have."""
+        return bool(self._ready_replies or self._eof or self._buffer)
+
+    @property
     def awaiting(self) -> CommandKind | None:
         """The kind of the oldest command awaiting its reply (``"MAIL"``...), or ``None``."""
         return self._pending[0].kind if self._pending else None

@@ -113,9 +113,15 @@ class Batch:
     flight.  :meth:`next_outcome` settles them one at a time, in order."""
 
     def __init__(
-        self, session: Session, messages: Iterable[OutgoingMessage], *, quit: bool = False
+        self,
+        session: Session,
+        messages: Iterable[OutgoingMessage],
+        *,
+        quit: bool = False,
+        raising: bool = False,
     ) -> None:
         self._session = session
+        self._raising = raising  # an error is raised, not handed out (send_message)
         self._messages: Iterator[OutgoingMessage] = iter(messages)
         self._quit = quit
         self._quit_sent = False
@@ -133,39 +139,38 @@ class Batch:
 
     def next_outcome(self) -> Operation[MessageOutcome | None]:
         """The outcome of the next message, in the order given; ``None`` after the last."""
+        session = self._session
         while not (self._jobs and self._jobs[0].outcome is not None):
             if self._done:
                 return None
             try:
-                yield from self._step()
+                if session.closed and not self._flights:
+                    self._refuse_next()
+                    continue
+                if self._room():  # write what may be written, then settle the oldest
+                    commands = yield from self._riders(after_content=False)
+                    if commands:
+                        yield from session._send(*commands)
+                if self._flights:
+                    yield from self._settle_oldest()
+                elif self._stopping:
+                    yield from session._close()
+                elif self._exhausted and not (self._jobs or self._follow_ups or self._ready):
+                    self._done = True
+                    yield from self._finish()
             except SMTPError as exc:
                 # Refusals are outcomes already: what gets here is fatal, or dropped the
                 # connection (content found mid-stream that the server cannot take, a body that
                 # failed to read).  Nothing in flight was delivered.
-                yield from self._session._close()
+                yield from session._close()
                 yield from self._settle_all(exc)
             except GeneratorExit:  # the driver was interrupted mid-exchange: the line is gone
-                self._session.connection_lost()
+                session.connection_lost()
                 raise
-        return self._jobs.popleft().outcome
-
-    def _step(self) -> Operation[None]:
-        """Write what may be written, then settle the oldest transaction in flight."""
-        session = self._session
-        if session.closed and not self._flights:
-            self._refuse_next()
-            return
-        if self._room():
-            commands = yield from self._riders(after_content=False)
-            if commands:
-                yield from session._send(*commands)
-        if self._flights:
-            yield from self._settle_oldest()
-        elif self._stopping:
-            yield from session._close()
-        elif self._exhausted and not (self._jobs or self._follow_ups or self._ready):
-            self._done = True
-            yield from self._finish()
+        outcome = self._jobs.popleft().outcome
+        if self._raising and isinstance(outcome, SMTPError):
+            raise outcome
+        return outcome
 
     def abandon(self) -> Operation[None]:
         """Stop before the end: the caller wants no more outcomes.  Transactions in flight are
@@ -263,7 +268,7 @@ class Batch:
         """Prepare the transactions that may go in the write being made; their commands (QUIT
         last, when the messages are over and the caller asked for it)."""
         commands: list[Command] = []
-        while not self._stopping and self._has_room():
+        while not self._stopping and self._more_to_write() and self._has_room():
             flight = yield from self._next_flight()
             if flight is None:
                 break
@@ -282,7 +287,7 @@ class Batch:
             self._flights.append(flight)
             if flight.chunk is None:
                 break  # DATA ends the group
-        if (commands or after_content) and self._quit_may_ride() and self._last_message():
+        if (commands or after_content) and self._quit_may_ride() and not self._more_to_write():
             commands.append(Quit())
             self._quit_sent = True
         return commands
@@ -297,14 +302,14 @@ class Batch:
             and flights[-1].open_group
         )
 
-    def _last_message(self) -> bool:
-        """Whether no transaction is left to write (a message may be taken from the input)."""
-        if self._ready is not None or self._follow_ups:
-            return False
-        if not self._exhausted and self._peeked is None:
-            self._peeked = next(self._messages, None)
-            self._exhausted = self._peeked is None
-        return self._exhausted
+    def _more_to_write(self) -> bool:
+        """Whether a transaction is left to write (a follow-up, or a message)."""
+        return (
+            self._ready is not None
+            or bool(self._follow_ups)
+            or self._peeked is not None
+            or not self._exhausted
+        )
 
     def _next_flight(self) -> Operation[_Flight | None]:
         """The next transaction to write: one prepared earlier, a follow-up, or the next
@@ -323,9 +328,14 @@ class Batch:
                 job = _Job(message)
                 self._jobs.append(job)
                 recipients = message.recipients
+            reader = None  # a body in memory needs none: _send_content takes its bytes
             try:
-                return (yield from self._prepare(job, recipients))
+                if job.message.body.data is None:
+                    reader = yield from job.message.body.open()
+                return self._prepare(job, recipients, reader)
             except SMTPError as exc:
+                if reader is not None:
+                    yield from reader.close()
                 # Nothing was written for it; a fatal one closes the session once the
                 # transactions in flight have settled.
                 self._stopping = isinstance(exc, FATAL_ERRORS)
@@ -335,29 +345,23 @@ class Batch:
                     self._follow_up_failed(job, recipients, exc)
 
     def _take_message(self) -> OutgoingMessage | None:
-        message, self._peeked = self._peeked, None
+        """The next message of the input, which is read one ahead: whether any is left is then
+        known (for QUIT) without preparing it."""
+        message = self._peeked
         if message is None and not self._exhausted:
             message = next(self._messages, None)
-        self._exhausted = self._exhausted or message is None
+        self._peeked = None if message is None else next(self._messages, None)
+        self._exhausted = self._peeked is None
         return message
 
-    def _prepare(self, job: _Job, recipients: list[str]) -> Operation[_Flight]:
+    def _prepare(self, job: _Job, recipients: list[str], reader: BodyReader | None) -> _Flight:
         """The commands of a transaction for ``recipients`` of ``job``'s message."""
         session = self._session
         message = job.message
         ext = session.conn.extensions
         chunk = session._one_flight_body(message)
-        reader = None
-        size = message.size
-        if chunk is None:
-            reader = yield from message.body.open()
-            size = reader.size
-        try:
-            mail = session._mail_command(message, size, message.options)
-        except SMTPError:
-            if reader is not None:
-                yield from reader.close()
-            raise
+        size = message.size if reader is None else reader.size
+        mail = session._mail_command(message, size, message.options)
         notify = message.options.notify if ext.dsn else None
         commands: list[Command] = [mail, *[RcptTo(r, notify) for r in recipients]]
         if ext.pipelining:
@@ -376,10 +380,12 @@ class Batch:
         except _Retry:
             retry = True
         except SMTPError:
-            yield from self._release(flight)
+            if flight.reader is not None:
+                yield from self._release(flight)
             raise
         # (An interrupted operation yields nothing more: its driver drops what it holds.)
-        yield from self._release(flight)
+        if flight.reader is not None:
+            yield from self._release(flight)
         self._flights.popleft()
         if retry:
             self._follow_ups.appendleft((flight.job, flight.recipients))
@@ -403,12 +409,15 @@ class Batch:
         transactions that ride behind it); its result, or its refusal raised."""
         session = self._session
         recipients = flight.recipients
+        # A reply already in is taken without a generator of its own: replies to a group
+        # mostly arrive together.
+        read = session._next_reply
         if flight.rset:
-            yield from session._read_reply()
+            read() or (yield from session._await_reply())
         if flight.sent:
             replies = []
             for _ in flight.commands:
-                replies.append((yield from session._read_reply()))
+                replies.append(read() or (yield from session._await_reply()))
         else:
             replies = yield from session._exchange(flight.commands)
         mail_reply = replies[0]
@@ -428,32 +437,40 @@ class Batch:
             raise RecipientsRefused(result_of(recipients, rcpt_replies, {}, mail_reply))
         if flight.chunk is not None:
             assert tail_reply is not None  # a BDAT LAST only with PIPELINING
-            finals = [tail_reply] + (yield from session._lmtp_more(len(accepted)))
+            finals = [tail_reply]
+            if session.conn.lmtp:
+                finals += yield from session._lmtp_more(len(accepted))
             if not finals[0].is_positive:
                 yield from self._reset_after_bdat()
         else:
-            refusal = yield from session._start_data(tail_reply)
+            refusal = None
+            if tail_reply is None or not tail_reply.is_intermediate:
+                refusal = yield from session._start_data(tail_reply)
             if refusal is not None:
                 refused = result_of(
                     recipients, rcpt_replies, dict.fromkeys(accepted, refusal), mail_reply, refusal
                 )
                 raise DataRefused("the server refused DATA", refusal, refused)
             yield from self._send_content(flight)
-            finals = yield from session._final_replies(len(accepted))
-        if not session.conn.pending:
+            finals = [read() or (yield from session._await_reply())]
+            if session.conn.lmtp:
+                finals += yield from session._lmtp_more(len(accepted))
+        if session.conn.awaiting is None:  # nothing outstanding behind it
             session._no_unsolicited_reply()  # a reply too many: the last one proves nothing
         return session._final_results(recipients, rcpt_replies, accepted, finals, mail_reply)
 
     def _send_content(self, flight: _Flight) -> Operation[None]:
         """The content and its end, with the next transactions in the same write."""
         session = self._session
-        reader = flight.reader
-        assert reader is not None
-        held = yield from session._stream_but_last(reader)
-        flight.reader = None
-        yield from reader.close()
+        source = flight.reader or flight.job.message.body.data
+        assert source is not None  # a stream has a reader, a body in memory its bytes
+        held = yield from session._stream_but_last(source)
+        if flight.reader is not None:
+            yield from self._release(flight)
         flight.open_group = True  # its end of data is in this write: others may follow
-        riders = yield from self._riders(after_content=True)
+        riders: list[Command] = []
+        if self._quit or self._more_to_write():
+            riders = yield from self._riders(after_content=True)
         yield from session._end_content(held, riders)
 
     def _abandon(self, flight: _Flight, tail_reply: Reply | None) -> Operation[None]:
@@ -496,7 +513,13 @@ class Batch:
             return
         else:
             job.first = outcome
-            job.results = {r.recipient: r for r in outcome.recipients}
+            recipients = outcome.recipients
+            if len(recipients) == len(job.message.recipients) and not any(
+                map(_too_many, recipients)
+            ):
+                job.outcome = outcome  # the usual case: one transaction says it all
+                return
+            job.results = {r.recipient: r for r in recipients}
         self._defer_or_finish(job, flight.recipients)
 
     def _defer_or_finish(self, job: _Job, tried: list[str]) -> None:

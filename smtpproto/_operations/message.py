@@ -32,6 +32,7 @@ __all__ = [
     "BodySource",
     "OutgoingMessage",
     "body_source",
+    "chunks_of",
     "prepare_message",
 ]
 
@@ -99,7 +100,7 @@ class BodySource:
         """Start a pass over the body.  Raises for a second pass over a one-shot stream, and
         :exc:`BodyReadError` when the driver cannot open it."""
         if self.stream is None:
-            return BodyReader(self.size, _chunks_of(self.data or b""), None)
+            return BodyReader(self.size, chunks_of(self.data or b""), None)
         if self.single_use and self._used:
             raise ValueError(
                 "this body is a one-shot stream and was already sent; pass bytes, a path or a "
@@ -203,7 +204,8 @@ def _message_bytes(message: email.message.Message, international: bool) -> bytes
     return message.as_bytes(policy=policy)
 
 
-def _chunks_of(data: bytes) -> Iterator[bytes]:
+def chunks_of(data: bytes) -> Iterator[bytes]:
+    """An in-memory body's chunks, of :data:`CHUNK_SIZE` at most."""
     if len(data) <= CHUNK_SIZE:  # most messages: one chunk, the bytes themselves
         return iter((data,) if data else ())
     view = memoryview(data)

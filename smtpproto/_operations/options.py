@@ -127,6 +127,9 @@ class TransactionWindow:
                 raise ValueError(f"TransactionWindow.{name} must be a positive integer: {value!r}")
 
 
+_DEFAULT_WINDOW = TransactionWindow()
+
+
 @dataclass(frozen=True, kw_only=True)
 class SessionOptions:
     """How a session behaves, whatever drives it."""
@@ -140,7 +143,7 @@ class SessionOptions:
     #: Bounds on what the server may make the client buffer.
     limits: Limits = field(default_factory=Limits)
     #: Transactions in flight at once in ``send_messages`` (CHUNKING and PIPELINING).
-    window: TransactionWindow = field(default_factory=TransactionWindow)
+    window: TransactionWindow = _DEFAULT_WINDOW  # immutable: one serves every session
 
     def __post_init__(self) -> None:
         if not isinstance(self.timeout, Timeouts):

@@ -11,7 +11,7 @@ per-recipient results, RSET after failures, and what counts as delivered.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from smtpproto._wire.addresses import needs_smtputf8
 from smtpproto._wire.encoder import CRLFNormalizer
@@ -47,7 +47,14 @@ from .channel import (
     HELO_FALLBACK_CODES,
     Channel,
 )
-from .message import Body, BodyReader, OutgoingMessage, body_source, prepare_message
+from .message import (
+    Body,
+    BodyReader,
+    OutgoingMessage,
+    body_source,
+    chunks_of,
+    prepare_message,
+)
 from .options import SendOptions, SessionOptions
 
 __all__ = [
@@ -107,14 +114,8 @@ class Session(Channel):
                 message = message.with_options(options)
         # Bad input was a ValueError before the operation started (the OutgoingMessage checked
         # the addresses, SendOptions its values), so the connection stays usable.
-        return self._send_one(Batch(self, (message,)))
-
-    def _send_one(self, batch: Batch) -> Operation[SendResult]:
-        outcome = yield from batch.next_outcome()
-        if isinstance(outcome, SMTPError):
-            raise outcome
-        assert outcome is not None  # one message, one outcome
-        return outcome
+        # The batch of one raises its message's error: its outcome is then a SendResult.
+        return cast("Operation[SendResult]", Batch(self, (message,), raising=True).next_outcome())
 
     def send_messages(self, messages: Iterable[OutgoingMessage], *, quit: bool = False) -> Batch:
         """Send ``messages`` over this session, pipelined across messages where the server
@@ -226,12 +227,17 @@ class Session(Channel):
         held = yield from self._stream_but_last(reader)
         yield from self._end_content(held, None)
 
-    def _stream_but_last(self, reader: BodyReader) -> Operation[list[Command]]:
+    def _stream_but_last(self, source: BodyReader | bytes) -> Operation[list[Command]]:
         """Send content but its last chunk, which is returned: it goes out with the end of data,
-        so a small message costs one write, not two (and no Nagle stall)."""
+        so a small message costs one write, not two (and no Nagle stall).  An in-memory body
+        (``bytes``) is cut in chunks here, with no request to the driver."""
+        reader = None if isinstance(source, bytes) else source
+        memory = chunks_of(source) if isinstance(source, bytes) else iter(())
         try:
             held: list[Command] = []
-            while chunk := (yield from reader.next_chunk()):
+            while chunk := (
+                next(memory, b"") if reader is None else (yield from reader.next_chunk())
+            ):
                 if held:
                     # The driver hands back what the server said meanwhile (C12, below).
                     yield from self._send(*held, listen=True)
@@ -265,8 +271,10 @@ class Session(Channel):
         """Raise if the server said something no command outstanding asks for (a reply during
         the content, or one too many after the end of data): a protocol error, a 421 or the end
         of the connection, all fatal to the session."""
-        reply = self._next_reply()  # None: nothing whole has arrived
-        assert reply is None  # with nothing outstanding the machine takes no reply but 421
+        if self.conn.unread:
+            # With nothing outstanding the machine takes no reply but a 421, which raises, as
+            # the end of the connection does; a line not yet whole cannot be judged.
+            self._next_reply()
 
     def _lmtp_more(self, accepted: int) -> Operation[list[Reply]]:
         """LMTP answers the end of data once per accepted recipient (RFC 2033 §4.2)."""

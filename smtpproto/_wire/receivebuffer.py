@@ -87,6 +87,10 @@ class ReceiveBuffer:
         """The number of bytes buffered and not yet returned."""
         return len(self._data) - self._start + sum(map(len, self._more))
 
+    def __bool__(self) -> bool:
+        """Whether any byte is buffered and not yet returned (without counting them)."""
+        return self._start < len(self._data) or bool(self._more)
+
     def take_all(self) -> bytes:
         """Return everything buffered and empty the buffer."""
         rest = self._join()
