@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from types import TracebackType
 
@@ -22,6 +23,8 @@ __all__ = ["CLOSE", "SERVICE_CLOSING", "BatchSink"]
 SERVICE_CLOSING = b"421 4.3.2 sink closing\r\n"
 #: Close the connection instead of answering.
 CLOSE = b""
+#: How long the sink stops reading after an early reply.
+EARLY_PAUSE = 0.5
 
 
 class _Closed(Exception):
@@ -37,8 +40,13 @@ class BatchSink:
         pipelining: bool = True,
         chunking: bool = False,
         plan: Mapping[int, Mapping[str, bytes]] | None = None,
+        early: bytes = b"",
     ) -> None:
         self.pipelining = pipelining
+        # Sent as soon as message content starts to arrive, before the end of data (a server
+        # breaking RFC 5321 §4.1.1.4); the sink then stops reading for a while, so that a
+        # client writing a large body is still writing when it comes.
+        self.early = early
         self.chunking = chunking
         self.plan = dict(plan or {})
         self.reads: list[bytes] = []
@@ -79,6 +87,10 @@ class BatchSink:
                 if not data:
                     return
                 self.reads.append(data)
+                if self._in_data and self.early:
+                    early, self.early = self.early, b""
+                    conn.sendall(early)
+                    time.sleep(EARLY_PAUSE)
                 self._buffer += data
                 while self._one_unit():
                     pass

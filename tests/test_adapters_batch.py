@@ -18,6 +18,7 @@ from smtpproto import (
     MessageOutcome,
     OutgoingMessage,
     RecipientsRefused,
+    RemoteProtocolError,
     SenderRefused,
     SendResult,
     ServiceClosing,
@@ -128,3 +129,15 @@ def test_C4_without_pipelining_the_messages_go_one_by_one(adapter: Adapter) -> N
     # EHLO, then MAIL, RCPT, DATA and the content for each, then QUIT: one command a write.
     assert len(sink.reads) == 1 + 3 * 4 + 1
     assert len(sink.delivered) == 3
+
+
+def test_C12_an_early_reply_is_heard_while_a_large_body_is_written(adapter: Adapter) -> None:
+    """The sink answers 250 as the content starts and stops reading: the client, still writing
+    a 16 MB body, hears it before its end of data, which it then never sends."""
+    body = (b"x" * 998 + b"\r\n") * (16 << 10)
+    with BatchSink(early=b"250 2.0.0 too early\r\n") as sink:
+        client = connect(adapter, sink)
+        with pytest.raises(RemoteProtocolError, match="no command outstanding"):
+            client.send_message(body, SENDER, [RECIPIENT])
+    assert not sink.delivered
+    assert not b"".join(sink.reads).endswith(b"\r\n.\r\n")
