@@ -110,7 +110,7 @@ class _Driver(AsyncDriver):
             except OSError as exc:
                 raise ConnectionLostError(request.phase, str(exc)) from None
             if request.listen:
-                return await _heard(self._streams(request.phase)[0])
+                return await _heard(self._streams(request.phase)[0], request.phase)
             return None
         if type(request) is Receive:
             reader = self._streams(request.phase)[0]
@@ -123,6 +123,12 @@ class _Driver(AsyncDriver):
             except OSError as exc:
                 raise ConnectionLostError(request.phase, str(exc)) from None
         return await super().perform(request)
+
+    def tls_object(self) -> ssl.SSLObject | None:
+        if self.streams is None:
+            return None
+        tls = self.streams[1].get_extra_info("ssl_object")
+        return tls if isinstance(tls, ssl.SSLObject) else None
 
     async def connect(self, request: Connect) -> None:
         try:
@@ -199,7 +205,7 @@ class _Driver(AsyncDriver):
         return list(await asyncio.gather(*(run(op) for op in operations)))
 
 
-async def _heard(reader: asyncio.StreamReader) -> bytes:
+async def _heard(reader: asyncio.StreamReader, phase: str) -> bytes:
     """What the server has sent and the stream already holds, without waiting: a ``Send`` with
     ``listen`` hands it back (a reply during the content, checklist C12).  ``read`` returns at
     once when data is buffered; otherwise the zero timeout cancels it on the next turn of the
@@ -210,7 +216,7 @@ async def _heard(reader: asyncio.StreamReader) -> bytes:
     except TimeoutError:
         return b""
     except OSError as exc:
-        raise ConnectionLostError("DATA-BLOCK", str(exc)) from None
+        raise ConnectionLostError(phase, str(exc)) from None
 
 
 async def _within(timeout: float | None, awaitable: Awaitable[T]) -> T:
