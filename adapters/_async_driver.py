@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import socket
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -20,13 +21,18 @@ from smtpproto import SMTPError
 from smtpproto.driver import (
     Close,
     Connect,
+    FetchPolicy,
     LocalHostname,
+    Now,
     Operation,
+    PeerCertificates,
     ReadBody,
     Receive,
     Request,
     ResolveAddresses,
     ResolveMX,
+    ResolveTLSA,
+    ResolveTXT,
     RunConcurrently,
     Send,
     StartTLSHandshake,
@@ -34,6 +40,8 @@ from smtpproto.driver import (
 )
 
 from ._dns import resolve_async
+from ._net import client_context
+from ._secure import fetch_policy, policy_host, presented_chain, resolve_secure_async
 from .bodies import perform_body_request
 
 __all__ = ["AsyncDriver"]
@@ -93,6 +101,17 @@ class AsyncDriver(abc.ABC):
             return await resolve_async(self.resolver, request, self.library)
         if isinstance(request, RunConcurrently):
             return await self.run_concurrently(request.operations, request.limit)
+        if isinstance(request, (ResolveTLSA, ResolveTXT)):
+            return await resolve_secure_async(self.resolver, request, self.library)
+        if isinstance(request, FetchPolicy):
+            name = ResolveAddresses(policy_host(request)[0])
+            host = await resolve_async(self.resolver, name, self.library)
+            context = client_context(self.ssl_context, verify=True)
+            return await self.in_thread(fetch_policy, request, host.addresses, context)
+        if isinstance(request, PeerCertificates):
+            return presented_chain(self.tls_object())
+        if isinstance(request, Now):
+            return time.time()
         # The local name may ask DNS, and reading a file or a pipe may block: off the loop.
         if isinstance(request, LocalHostname):
             return await self.in_thread(socket.getfqdn)
@@ -130,6 +149,10 @@ class AsyncDriver(abc.ABC):
     @abc.abstractmethod
     def connected(self) -> bool:
         """Whether a connection is open."""
+
+    @abc.abstractmethod
+    def tls_object(self) -> ssl.SSLObject | None:
+        """The TLS object of the open connection (``None`` without TLS), for its peer's chain."""
 
     @abc.abstractmethod
     async def connect(self, request: Connect) -> None:

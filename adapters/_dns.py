@@ -6,11 +6,15 @@ objects and raise the same exceptions, so only the awaiting differs.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from typing import TypeVar
 
 import dns.asyncbackend
 import dns.asyncresolver
 import dns.exception
+import dns.flags
+import dns.message
 import dns.resolver
 
 from smtpproto.driver import ResolveAddresses, ResolveMX
@@ -21,14 +25,31 @@ __all__ = [
     "DNS_ERRORS",
     "addresses_answer",
     "mx_answer",
+    "reply_authentic",
     "resolve_async",
     "resolve_sync",
     "status_of",
+    "with_ad_flag",
 ]
 
 #: AAAA first: within each family the resolver's order is kept; the planner applies preference.
 ADDRESS_TYPES = ("AAAA", "A")
 DNS_ERRORS = (dns.exception.DNSException,)
+R = TypeVar("R", dns.resolver.Resolver, dns.asyncresolver.Resolver)
+
+
+def with_ad_flag(resolver: R) -> R:
+    """A copy of ``resolver`` whose queries set AD (and RD): a validating resolver then says
+    whether it validated the answer (RFC 6840 §5.7), which DANE needs of the MX, address and
+    TLSA answers (RFC 7672 §2.1).  The caller's resolver is left as it was."""
+    flagged = copy.copy(resolver)
+    flagged.flags = dns.flags.RD | dns.flags.AD
+    return flagged
+
+
+def reply_authentic(response: dns.message.Message | None) -> bool:
+    """The AD bit of a reply."""
+    return response is not None and bool(response.flags & dns.flags.AD)
 
 
 def status_of(error: dns.exception.DNSException) -> DNSStatus:
@@ -44,7 +65,7 @@ def status_of(error: dns.exception.DNSException) -> DNSStatus:
 
 def mx_answer(answer: dns.resolver.Answer) -> DNSAnswer:
     records = tuple(MXRecord(int(rr.preference), rr.exchange.to_text()) for rr in answer)
-    return DNSAnswer(DNSStatus.OK, mx=records)
+    return DNSAnswer(DNSStatus.OK, mx=records, authentic=reply_authentic(answer.response))
 
 
 def addresses_answer(results: Sequence[dns.resolver.Answer | DNSStatus]) -> DNSAnswer:
@@ -53,7 +74,15 @@ def addresses_answer(results: Sequence[dns.resolver.Answer | DNSStatus]) -> DNSA
         rr.to_text() for result in results if not isinstance(result, DNSStatus) for rr in result
     )
     if addresses:
-        return DNSAnswer(DNSStatus.OK, addresses=addresses)
+        found = [r for r in results if not isinstance(r, DNSStatus) and r.rrset]
+        # The CNAME an address lookup went through: DANE's TLSA base domain (RFC 7672 §2.2.2).
+        canonical = {r.canonical_name.to_text() for r in found if r.canonical_name != r.qname}
+        return DNSAnswer(
+            DNSStatus.OK,
+            addresses=addresses,
+            authentic=all(reply_authentic(r.response) for r in found),
+            cname_target=canonical.pop() if len(canonical) == 1 else None,
+        )
     statuses = [r for r in results if isinstance(r, DNSStatus)]
     for status in (DNSStatus.NXDOMAIN, DNSStatus.SERVFAIL, DNSStatus.TIMEOUT):
         if status in statuses:
@@ -65,7 +94,7 @@ def resolve_sync(
     resolver: dns.resolver.Resolver | None, request: ResolveMX | ResolveAddresses
 ) -> DNSAnswer:
     """Answer a DNS request of the core with ``dns.resolver`` (blocking)."""
-    resolver = resolver or dns.resolver.get_default_resolver()
+    resolver = with_ad_flag(resolver or dns.resolver.get_default_resolver())
     if isinstance(request, ResolveMX):
         try:
             return mx_answer(resolver.resolve(request.domain, "MX"))
@@ -87,7 +116,7 @@ async def resolve_async(
 ) -> DNSAnswer:
     """Answer a DNS request of the core with ``dns.asyncresolver`` on ``backend`` ("asyncio" or
     "trio": named, because dnspython would otherwise keep the first event loop it detected)."""
-    resolver = resolver or dns.asyncresolver.get_default_resolver()
+    resolver = with_ad_flag(resolver or dns.asyncresolver.get_default_resolver())
     io = dns.asyncbackend.get_backend(backend)
     if isinstance(request, ResolveMX):
         try:

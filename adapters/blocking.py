@@ -31,13 +31,18 @@ from smtpproto import (
 from smtpproto.driver import (
     Close,
     Connect,
+    FetchPolicy,
     LocalHostname,
+    Now,
     Operation,
+    PeerCertificates,
     Receive,
     ReplyClock,
     Request,
     ResolveAddresses,
     ResolveMX,
+    ResolveTLSA,
+    ResolveTXT,
     RunConcurrently,
     Send,
     StartTLSHandshake,
@@ -53,6 +58,7 @@ from ._net import (
     handshake_refused,
     no_connection,
 )
+from ._secure import fetch_policy, policy_host, presented_chain, resolve_secure_sync
 from ._sync_client import SyncSMTPClient
 from .bodies import perform_body_request
 
@@ -136,6 +142,17 @@ class _Driver:
         if isinstance(request, RunConcurrently):
             with concurrent.futures.ThreadPoolExecutor(request.limit) as pool:
                 return list(pool.map(self._run_apart, request.operations))
+        if isinstance(request, (ResolveTLSA, ResolveTXT)):
+            return resolve_secure_sync(self.resolver, request)
+        if isinstance(request, FetchPolicy):
+            host = resolve_sync(self.resolver, ResolveAddresses(policy_host(request)[0]))
+            context = client_context(self.ssl_context, verify=True)
+            return fetch_policy(request, host.addresses, context)
+        if isinstance(request, PeerCertificates):
+            tls = self.sock if isinstance(self.sock, ssl.SSLSocket) else None
+            return presented_chain(tls)
+        if isinstance(request, Now):
+            return time.time()
         assert not isinstance(request, (Send, Receive))  # served first, by exact type
         return perform_body_request(request)
 

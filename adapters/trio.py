@@ -121,6 +121,12 @@ class _Driver(AsyncDriver):
             raise SMTPTimeoutError(request.phase, request.timeout)
         return await super().perform(request)
 
+    def tls_object(self) -> ssl.SSLObject | None:
+        stream = self.stream
+        # trio keeps the ssl module's object private; its public attributes forward to it.
+        tls = getattr(stream, "_ssl_object", None) if isinstance(stream, trio.SSLStream) else None
+        return tls if isinstance(tls, ssl.SSLObject) else None
+
     async def connect(self, request: Connect) -> None:
         try:
             # Tries every address the name resolves to, IPv6 and IPv4, racing them (RFC 8305).

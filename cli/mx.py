@@ -1,8 +1,9 @@
 """``smtpproto mx DOMAIN``: where mail for a domain would go, and what each server says.
 
-The plan is the one delivery uses (:func:`smtpproto._delivery.policy.plan`, driven by the blocking
-adapter's driver); each address is then probed without sending mail: greeting, EHLO, STARTTLS
-with the certificate's subject, issuer and expiry, and QUIT.  A certificate that fails
+The plan is the one delivery uses (:func:`smtpproto._delivery.policy.survey`, driven by the
+blocking adapter's driver), with the TLS policy delivery would apply to each MX host (DANE,
+MTA-STS, opportunistic); each address is then probed without sending mail: greeting, EHLO,
+STARTTLS with the certificate's subject, issuer and expiry, and QUIT.  A certificate that fails
 verification is reported, and the probe goes on without verification.
 """
 
@@ -27,9 +28,9 @@ from smtpproto import (
     TLSError,
     TLSMode,
 )
-from smtpproto._delivery.policy import DeliveryOptions, plan
+from smtpproto._delivery.policy import DeliveryOptions, Survey, survey
 from smtpproto.driver import Request, ResolveAddresses, ResolveMX, StartTLSHandshake
-from smtpproto.mx import Attempt, DeliveryPlan, DNSAnswer, DNSStatus
+from smtpproto.mx import Attempt, DNSAnswer, DNSStatus
 
 from .common import EXIT_OK, EXIT_TEMPFAIL, EXIT_UNAVAILABLE, PORT_BLOCKED
 
@@ -181,7 +182,39 @@ def _print_probe(result: Probe) -> None:
         print(f"  failed: {' / '.join(result.error.splitlines())}")
 
 
-def _print_plan(domain: str, driver: _RecordingDriver, delivery_plan: DeliveryPlan) -> None:
+def _print_policies(found: Survey) -> None:
+    """The TLS policy delivery would apply to each MX host, and why."""
+    policy = found.policy
+    if policy is None:
+        return
+    sts = policy.sts
+    if found.mx is None:  # an address literal: no DNS, so neither MTA-STS nor DANE
+        pass
+    elif sts is None:
+        print("MTA-STS: not looked up (turned off)")
+    elif sts.policy is None:
+        print("MTA-STS: no policy" + (f" ({sts.failure.result_type.value})" if sts.failure else ""))
+    else:
+        print(f"MTA-STS: mode {sts.policy.mode.value}, mx {', '.join(sts.policy.mx) or '-'}")
+    if found.mx is not None:
+        print(f"MX records authentic (DNSSEC): {'yes' if policy.mx_authentic else 'no'}")
+    print("TLS policy per MX host:")
+    for host, decided in found.hosts.items():
+        requirement = decided.requirement
+        words = [requirement.kind.value]
+        if requirement.skip is not None:
+            words.append(f"skipped: {requirement.skip.additional_information}")
+        elif requirement.starttls_required:
+            words.append(
+                f"STARTTLS required, certificate checked: {requirement.verification.value}"
+            )
+        if decided.records:
+            words.append("TLSA " + "; ".join(r.to_text() for r in decided.records))
+        print(f"  {host}: {', '.join(words)}")
+
+
+def _print_plan(domain: str, driver: _RecordingDriver, found: Survey) -> None:
+    delivery_plan = found.plan
     mx = driver.mx
     if mx is not None and mx.mx:
         print(f"MX records of {domain}:")
@@ -208,6 +241,7 @@ def _print_plan(domain: str, driver: _RecordingDriver, delivery_plan: DeliveryPl
     print("Delivery order:")
     for number, attempt in enumerate(delivery_plan.attempts, 1):
         print(f"  {number}. {attempt.host} [{attempt.address}] (preference {attempt.preference})")
+    _print_policies(found)
 
 
 def run_mx(
@@ -219,8 +253,9 @@ def run_mx(
 ) -> int:
     """Print the plan (and the probes); the exit code says whether mail could go there now."""
     driver = _RecordingDriver(resolver=resolver)
-    delivery_plan = driver.run(plan(domain, DeliveryOptions()))
-    _print_plan(domain, driver, delivery_plan)
+    found = driver.run(survey(domain, DeliveryOptions()))
+    delivery_plan = found.plan
+    _print_plan(domain, driver, found)
     if delivery_plan.error is not None:
         return EXIT_TEMPFAIL if delivery_plan.error.temporary else EXIT_UNAVAILABLE
     if not do_probe:

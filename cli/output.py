@@ -19,6 +19,7 @@ from typing import Any, Protocol, TextIO
 
 from smtpproto import DeliveryReport, RecipientOutcome
 from smtpproto._delivery.policy import DELIVERY_LOGGER
+from smtpproto._delivery.report import policy_words
 from smtpproto._operations.transcript import TRANSCRIPT_LOGGER
 
 from .common import PORT_BLOCKED
@@ -279,7 +280,19 @@ def _server(outcome: RecipientOutcome) -> str:
         return f"{_host(attempt.host, attempt.address)}, {state}"
     where = _host(outcome.server_host, outcome.server_address)
     tls = "verified" if outcome.tls_verified else "unverified"
-    return f"{where}, TLS {tls}" if outcome.tls else f"{where}, cleartext"
+    said = f"{where}, TLS {tls}" if outcome.tls else f"{where}, cleartext"
+    # The policy of the attempt that settled it, when there was more than opportunistic TLS.
+    policy = next(
+        (
+            a.policy
+            for a in outcome.attempts
+            if (a.host, a.address) == (outcome.server_host, outcome.server_address)
+        ),
+        None,
+    )
+    if policy is not None and policy.kind.value not in ("opportunistic", "none"):
+        said += f", policy {policy.kind.value} " + ("met" if policy.met else "NOT met")
+    return said
 
 
 def _host(host: str, address: str | None) -> str:
@@ -329,7 +342,7 @@ def print_report(
             for attempt in outcome.attempts:
                 where = f"{attempt.host} [{attempt.address}]:{attempt.port}"
                 result = _one_line(attempt.error) if attempt.error else "ok"
-                print(f"  {outcome.recipient}: tried {where}: {result}")
+                print(f"  {outcome.recipient}: tried {where}: {result}{policy_words(attempt)}")
     advice = diagnosis(report)
     if advice:
         print(advice)

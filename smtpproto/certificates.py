@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-__all__ = ["Certificate", "MissingExtraError", "issued_by", "parse_certificate"]
+__all__ = ["Certificate", "MissingExtraError", "available", "issued_by", "parse_certificate"]
 
 
 class MissingExtraError(ImportError):
@@ -33,6 +33,15 @@ def _crypto() -> tuple[ModuleType, type[Exception]]:
             "pip install 'smtpproto-sansio[dane]'"
         ) from exc
     return x509, InvalidSignature
+
+
+def available() -> bool:
+    """Whether certificates can be read: the ``dane`` extra (``cryptography``) is installed."""
+    try:
+        _crypto()
+    except MissingExtraError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,16 +32,21 @@ __all__ = [
     "Close",
     "CloseBody",
     "Connect",
+    "FetchPolicy",
     "LocalHostname",
+    "Now",
     "OpenBody",
     "OpenedBody",
     "Operation",
+    "PeerCertificates",
     "ReadBody",
     "Receive",
     "ReplyClock",
     "Request",
     "ResolveAddresses",
     "ResolveMX",
+    "ResolveTLSA",
+    "ResolveTXT",
     "RunConcurrently",
     "Send",
     "StartTLSHandshake",
@@ -160,6 +165,54 @@ class ResolveAddresses:
     host: str
 
 
+@fast_init
+@dataclass(frozen=True, slots=True)
+class ResolveTLSA:
+    """Look up the TLSA records of ``name`` (``_25._tcp.<host>.``) through a validating
+    resolver, asking for the AD bit; the result is a :class:`smtpproto.dane.TLSAAnswer` (its
+    ``authentic`` is the reply's AD bit; a bogus answer arrives as SERVFAIL)."""
+
+    name: str
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class ResolveTXT:
+    """Look up the TXT records of ``name``; the result is a :class:`~smtpproto.mx.DNSAnswer`
+    whose ``texts`` hold each record's strings joined (undecodable octets replaced)."""
+
+    name: str
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class FetchPolicy:
+    """GET ``url`` (an MTA-STS policy, ``https://mta-sts.<domain>/...``) within ``timeout``
+    seconds; the result is a :class:`smtpproto.mta_sts.PolicyFetch`.
+
+    The driver resolves the host with its own resolver, verifies the certificate for the host
+    name against its trust store, follows no redirect, and reads at most
+    :data:`smtpproto.mta_sts.MAX_POLICY_SIZE` + 1 octets of the body (RFC 8461 §3.3).  Failures
+    are reported in the result (``error``), never raised.
+    """
+
+    url: str
+    timeout: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PeerCertificates:
+    """The certificate chain the peer presented in the TLS handshake of the open connection,
+    as DER, leaf first, whether or not it was verified; the result is a ``tuple[bytes, ...]``
+    (empty without TLS).  DANE matches it against TLSA records."""
+
+
+@dataclass(frozen=True, slots=True)
+class Now:
+    """The wall-clock time, POSIX seconds (``time.time()``): the core reads no clock, and
+    MTA-STS policy ages and certificate validity need one.  The result is a ``float``."""
+
+
 # -- message bodies the core cannot read itself ------------------------------------------------
 
 #: A body that only a driver can read: a path, a binary file object, or an iterable of chunks.
@@ -231,6 +284,11 @@ Request = (
     | Close
     | ResolveMX
     | ResolveAddresses
+    | ResolveTLSA
+    | ResolveTXT
+    | FetchPolicy
+    | PeerCertificates
+    | Now
     | LocalHostname
     | OpenBody
     | ReadBody

@@ -57,11 +57,20 @@ class MXRecord:
 
 @dataclass(frozen=True, slots=True)
 class DNSAnswer:
-    """An adapter's report of one lookup: for MX, ``mx`` is filled; for A/AAAA, ``addresses``."""
+    """An adapter's report of one lookup: for MX, ``mx`` is filled; for A/AAAA, ``addresses``;
+    for TXT, ``texts`` (each record's strings joined).
+
+    ``authentic`` is the AD bit of a validating resolver's answer (DANE trusts nothing else,
+    RFC 7672 §2.1); for A/AAAA it holds only when every answer with records had it.
+    ``cname_target`` is the name an address lookup reached through a CNAME, if any.
+    """
 
     status: DNSStatus
     mx: tuple[MXRecord, ...] = ()
     addresses: tuple[str, ...] = ()
+    authentic: bool = False
+    cname_target: str | None = None
+    texts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ class PolicyKind(enum.Enum):
     MTA_STS_ENFORCE = "mta-sts-enforce"  # RFC 8461 enforce: matching MX, verified TLS, or no mail
     DANE = "dane"  # RFC 7672: usable TLSA records, STARTTLS required, chain matched against them
     DANE_ENCRYPT_ONLY = "dane-encrypt-only"  # RFC 7672: authentic TLSA, none usable: TLS required
+    REQUIRED = "required"  # the caller's TLSPolicy: STARTTLS, certificate verified for the host
 
     @property
     def report_policy_type(self) -> ReportPolicyType:

@@ -59,6 +59,9 @@ AUTHORITATIVE_ADDRESS = "127.0.0.116"
 RESOLVER_ADDRESS = "127.0.0.117"
 POLICY_ADDRESS = "127.0.0.118"
 MX_ADDRESS = "127.0.0.119"
+#: mx2.dane.test has an address of its own: delivery tries each address once, so a skipped
+#: mx.dane.test must not take mx2 with it.
+MX2_ADDRESS = "127.0.0.121"
 STS_ID = "20261202T000000"
 POLICY = (
     "version: STSv1\r\nmode: enforce\r\nmx: mx.dane.test\r\nmx: *.dane.test\r\nmax_age: 86400\r\n"
@@ -66,6 +69,10 @@ POLICY = (
 # sts.dane.test: MTA-STS without DANE (its MX host has no TLSA record), for the MTA-STS cases.
 STS_DOMAIN = f"sts.{ZONE}"
 STS_POLICY = "version: STSv1\nmode: enforce\nmx: mail.sts.dane.test\nmax_age: 86400\n"
+# encrypt.dane.test: its MX host's TLSA records are all unusable (TLS required, not
+# authenticated, RFC 7672 §2.2), and an MTA-STS policy in testing mode lists it.
+ENCRYPT_DOMAIN = f"encrypt.{ZONE}"
+ENCRYPT_POLICY = "version: STSv1\nmode: testing\nmx: unusable.dane.test\nmax_age: 86400\n"
 
 
 def tools_missing() -> list[str]:
@@ -92,11 +99,19 @@ class Certificates:
     mx: trustme.LeafCert = field(init=False)
     ta_mx: trustme.LeafCert = field(init=False)
     policy: trustme.LeafCert = field(init=False)
+    #: sts.dane.test's two MX hosts (MTA-STS verifies them with the CA, no TLSA records).
+    sts_mx: trustme.LeafCert = field(init=False)
+    #: mx.dane.test's name, issued by another CA: matches no TLSA record, trusted by nobody.
+    stranger: trustme.LeafCert = field(init=False)
 
     def __post_init__(self) -> None:
         self.mx = self.ca.issue_cert(f"mx.{ZONE}")
         self.ta_mx = self.ca.issue_cert(f"mx2.{ZONE}")
-        self.policy = self.ca.issue_cert(f"mta-sts.{ZONE}", f"mta-sts.{STS_DOMAIN}")
+        self.policy = self.ca.issue_cert(
+            f"mta-sts.{ZONE}", f"mta-sts.{STS_DOMAIN}", f"mta-sts.{ENCRYPT_DOMAIN}"
+        )
+        self.sts_mx = self.ca.issue_cert(f"mail.{STS_DOMAIN}", f"other.{STS_DOMAIN}")
+        self.stranger = trustme.CA().issue_cert(f"mx.{ZONE}", f"mx2.{ZONE}")
 
     def server_context(self, leaf: trustme.LeafCert, *, with_ca: bool) -> ssl.SSLContext:
         """A server context presenting ``leaf``, followed by the CA certificate when
@@ -173,22 +188,30 @@ def build_zone(certs: Certificates, serial: int) -> str:
         f"@ IN MX 10 mx.{ZONE}.",
         f"@ IN MX 20 mx2.{ZONE}.",
         f"mx IN A {MX_ADDRESS}",
-        f"mx2 IN A {MX_ADDRESS}",
+        f"mx2 IN A {MX2_ADDRESS}",
         f"_25._tcp.mx IN TLSA 3 1 1 {spki_sha256(mx_pem)}",
         f"_25._tcp.mx2 IN TLSA 2 0 1 {cert_sha256(ca_pem)}",
         # usages PKIX-TA/PKIX-EE only: authentic, but unusable for SMTP (RFC 7672 §3.1.3)
         f"unusable IN A {MX_ADDRESS}",
         f"_25._tcp.unusable IN TLSA 1 1 1 {spki_sha256(mx_pem)}",
+        f"encrypt IN MX 10 unusable.{ZONE}.",
+        f'_mta-sts.encrypt IN TXT "v=STSv1; id={STS_ID};"',
+        f"mta-sts.encrypt IN A {POLICY_ADDRESS}",
         f'_mta-sts IN TXT "v=STSv1; id={STS_ID};"',
         f"mta-sts IN A {POLICY_ADDRESS}",
         f"bogus IN A {MX_ADDRESS}",
+        # badmx.dane.test: its first MX host's TLSA record is bogus (signature broken below)
+        f"badmx IN MX 10 badtlsa.{ZONE}.",
+        f"badmx IN MX 20 mx.{ZONE}.",
+        f"badtlsa IN A {MX2_ADDRESS}",
+        f"_25._tcp.badtlsa IN TLSA 3 1 1 {spki_sha256(mx_pem)}",
         # an MX host that is an alias: the TLSA base domain is the target (RFC 7672 §2.2.2)
         f"alias IN CNAME mx.{ZONE}.",
         # MTA-STS only: a policy, and an MX host with no TLSA records (authenticated denial)
         f"sts IN MX 10 mail.{STS_DOMAIN}.",
         f"sts IN MX 20 other.{STS_DOMAIN}.",
         f"mail.sts IN A {MX_ADDRESS}",
-        f"other.sts IN A {MX_ADDRESS}",
+        f"other.sts IN A {MX2_ADDRESS}",
         f'_mta-sts.sts IN TXT "v=STSv1; id={STS_ID};"',
         f"mta-sts.sts IN A {POLICY_ADDRESS}",
         # the insecure delegation: NS without DS
@@ -235,7 +258,16 @@ def sign_zone(directory: Path, zone_text: str) -> Path:
     old = f"bogus.{ZONE}.\t300\tIN\tA\t{MX_ADDRESS}"
     if old not in text:
         raise ServerStartError(f"cannot find {old!r} in the signed zone to break it")
-    signed.write_text(text.replace(old, old.rsplit(".", 1)[0] + ".120"))
+    text = text.replace(old, old.rsplit(".", 1)[0] + ".120")
+    # The TLSA record of badtlsa.dane.test changes under its signature too: a bogus answer.
+    lines = text.splitlines(keepends=True)
+    tlsa = [i for i, line in enumerate(lines) if line.startswith(f"_25._tcp.badtlsa.{ZONE}.")
+            and "\tTLSA\t" in line]  # fmt: skip
+    if len(tlsa) != 1:
+        raise ServerStartError("cannot find badtlsa's TLSA record in the signed zone")
+    line = lines[tlsa[0]].rstrip("\n")
+    lines[tlsa[0]] = line[:-1] + ("0" if line[-1] != "0" else "1") + "\n"
+    signed.write_text("".join(lines))
     anchor = directory / "anchor.key"
     shutil.copy(directory / f"{ksk}.key", anchor)
     return anchor
@@ -416,15 +448,21 @@ def policy_server(
     policies: dict[str, str] | None = None,
     *,
     content_type: str = "text/plain",
+    port: int = 0,
 ) -> Iterator[PolicyServer]:
     """Serve the policies of dane.test and sts.dane.test over HTTPS with the certificate of
-    ``mta-sts.dane.test`` and ``mta-sts.sts.dane.test``."""
+    ``mta-sts.dane.test`` and ``mta-sts.sts.dane.test``, on ``port`` (0: a free one; delivery
+    fetches from 443)."""
     check_loopback(POLICY_ADDRESS)
     if policies is None:
-        policies = {f"mta-sts.{ZONE}": POLICY, f"mta-sts.{STS_DOMAIN}": STS_POLICY}
+        policies = {
+            f"mta-sts.{ZONE}": POLICY,
+            f"mta-sts.{STS_DOMAIN}": STS_POLICY,
+            f"mta-sts.{ENCRYPT_DOMAIN}": ENCRYPT_POLICY,
+        }
     attributes = {"policies": policies, "content_type": content_type}
     handler = type("Handler", (_PolicyHandler,), attributes)
-    server = http.server.ThreadingHTTPServer((POLICY_ADDRESS, 0), handler)
+    server = http.server.ThreadingHTTPServer((POLICY_ADDRESS, port), handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     certs.policy.configure_cert(context)
     server.socket = context.wrap_socket(server.socket, server_side=True)

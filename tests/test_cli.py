@@ -697,7 +697,10 @@ def test_mx_shows_hosts_without_address_and_literals(dns_server: DNSServer) -> N
     assert "1. mx.noaddress.test [127.0.0.42] (preference 20)" in result.stdout
     literal = run_cli("mx", "[127.0.0.11]", "--no-probe")
     assert literal.returncode == EXIT_OK
-    assert literal.stdout == "Delivery order:\n  1. [127.0.0.11] [127.0.0.11] (preference 0)\n"
+    assert literal.stdout == (
+        "Delivery order:\n  1. [127.0.0.11] [127.0.0.11] (preference 0)\n"
+        "TLS policy per MX host:\n  [127.0.0.11]: opportunistic\n"
+    )
 
 
 def test_mx_reports_port_25_when_nothing_answers(dns_server: DNSServer) -> None:

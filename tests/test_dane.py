@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
+from smtpproto import DeliveryOptions
 from smtpproto.certificates import MissingExtraError, issued_by, parse_certificate
 from smtpproto.dane import (
     DaneAction,
@@ -366,3 +367,12 @@ def test_without_cryptography_the_error_names_the_extra(monkeypatch: pytest.Monk
     with pytest.raises(MissingExtraError, match=r"smtpproto-sansio\[dane\]"):
         parse_certificate(LEAF.der)
     assert issubclass(MissingExtraError, ImportError)
+
+
+def test_dane_is_on_by_default_only_with_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dane=None`` (the default) means: when certificates can be read; a choice is kept."""
+    assert DeliveryOptions().dane_enabled
+    assert not DeliveryOptions(dane=False).dane_enabled
+    monkeypatch.setitem(sys.modules, "cryptography", None)
+    assert not DeliveryOptions().dane_enabled
+    assert DeliveryOptions(dane=True).dane_enabled

@@ -49,6 +49,7 @@ from smtpproto.driver import (
     Request,
     ResolveAddresses,
     ResolveMX,
+    ResolveTXT,
     RunConcurrently,
     Send,
     StartTLSHandshake,
@@ -191,8 +192,10 @@ class FakeNetwork:
         mx: dict[str, DNSAnswer] | None = None,
         addresses: dict[str, DNSAnswer] | None = None,
         servers: dict[str, Behaviour] | None = None,
+        txt: dict[str, DNSAnswer] | None = None,
     ) -> None:
         self.mx = mx or {}
+        self.txt = txt or {}  # none: no MTA-STS record anywhere
         self.addresses = addresses or {}
         self.behaviours = servers or {}
         self.requests: list[Request] = []
@@ -224,6 +227,8 @@ class FakeNetwork:
             return self.mx[request.domain]
         if isinstance(request, ResolveAddresses):
             return self.addresses[request.host]
+        if isinstance(request, ResolveTXT):
+            return self.txt.get(request.name, DNSAnswer(DNSStatus.NXDOMAIN))
         if isinstance(request, Connect):
             return self._connect(request)
         server = self.current

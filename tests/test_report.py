@@ -92,6 +92,7 @@ def test_attempt_record_to_dict() -> None:
         "connect_failed": True,
         "encoding_error": False,
         "tls_failed": False,
+        "policy": None,
     }
 
 

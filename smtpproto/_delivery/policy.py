@@ -28,11 +28,12 @@ from smtpproto._wire.errors import (
     ReplyError,
     SenderRefused,
     SMTPError,
-    TLSError,
 )
 from smtpproto._wire.events import Reply
 from smtpproto._wire.results import SendResult
+from smtpproto.certificates import available as certificates_readable
 from smtpproto.driver import LocalHostname, Operation, ResolveAddresses, ResolveMX, RunConcurrently
+from smtpproto.mta_sts import InMemoryPolicyCache, PolicyCache
 from smtpproto.mx import (
     DEFAULT_ADDRESS_LIMIT,
     DEFAULT_MX_PORT,
@@ -44,18 +45,29 @@ from smtpproto.mx import (
     lookup_name,
     plan_delivery,
 )
+from smtpproto.tls_report import PolicyKind
 
 from .report import AttemptRecord, DeliveryReport, RecipientOutcome, Status, failure_detail
+from .secure import (
+    DomainPolicy,
+    HostPolicy,
+    domain_policy,
+    host_policy,
+    open_under,
+    policy_error,
+)
 
 __all__ = [
     "DeliveryJob",
     "DeliveryOptions",
     "Relay",
+    "Survey",
     "TLSPolicy",
     "deliver_domain",
     "deliver_relay",
     "delivery",
     "group_by_domain",
+    "survey",
 ]
 
 _STREAM_REFUSED = (
@@ -128,10 +140,27 @@ class DeliveryOptions:
     concurrency: int = 8
     #: Shuffles MX hosts of equal preference; give one for repeatable tests.
     rng: random.Random | None = None
+    #: DANE (RFC 7672): ``None`` (the default) uses it when the ``dane`` extra is installed.  It
+    #: applies only where a validating resolver sets the AD bit on the MX, address and TLSA
+    #: answers; without one, no answer is authentic and DANE never applies.
+    dane: bool | None = None
+    #: Use TLSA records of MX hosts whose MX answer was not authentic (RFC 7672 §2.2.1), when
+    #: the hosts' own address answers were: weaker than a signed MX chain, so off by default.
+    allow_insecure_mx: bool = False
+    #: MTA-STS (RFC 8461): look up ``_mta-sts`` TXT records and fetch the policies they announce.
+    mta_sts: bool = True
+    #: Where MTA-STS policies are kept between deliveries: in memory, for as long as these
+    #: options live, unless another :class:`~smtpproto.mta_sts.PolicyCache` is given.
+    sts_cache: PolicyCache = field(default_factory=InMemoryPolicyCache, compare=False)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+
+    @property
+    def dane_enabled(self) -> bool:
+        """Whether DANE is used: as asked, or (``dane=None``) when certificates can be read."""
+        return certificates_readable() if self.dane is None else self.dane
 
     def named(self, local_hostname: str) -> DeliveryOptions:
         """These options with the EHLO name ``local_hostname``."""
@@ -150,11 +179,47 @@ def group_by_domain(recipients: Iterable[str]) -> dict[str, list[str]]:
     return groups
 
 
-def plan(domain: str, options: DeliveryOptions) -> Operation[DeliveryPlan]:
-    """Ask DNS what :func:`plan_delivery` needs: the MX records, then each target's addresses."""
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """What DNS said of a domain: the plan, and the answers DANE needs (their AD bits)."""
+
+    plan: DeliveryPlan
+    mx: DNSAnswer | None = None
+    addresses: dict[str, DNSAnswer] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """What direct delivery to a domain would do, found without connecting: the plan (and the
+    DNS answers it came from), the domain's TLS policy (MTA-STS), and each MX host's (DANE,
+    MTA-STS, the caller's :class:`TLSPolicy`).  ``smtpproto mx`` prints it."""
+
+    plan: DeliveryPlan
+    mx: DNSAnswer | None
+    policy: DomainPolicy | None  # None when the plan failed: no policy was looked up
+    hosts: dict[str, HostPolicy]
+
+
+def survey(domain: str, options: DeliveryOptions) -> Operation[Survey]:
+    """Ask DNS what :func:`plan_delivery` needs (the MX records, then each target's addresses),
+    then what the TLS policies need: the MTA-STS record and policy, each host's TLSA records."""
+    found = yield from _look_up(domain, options)
+    if found.plan.error is not None:
+        return Survey(found.plan, found.mx, None, {})
+    required = options.tls_policy.mode_for(domain)[1]
+    policy = yield from domain_policy(lookup_name(domain), found.mx, options, required=required)
+    hosts: dict[str, HostPolicy] = {}
+    for attempt in found.plan.attempts:
+        if attempt.host not in hosts:
+            answer = found.addresses.get(attempt.host)
+            hosts[attempt.host] = yield from host_policy(attempt.host, answer, policy, options)
+    return Survey(found.plan, found.mx, policy, hosts)
+
+
+def _look_up(domain: str, options: DeliveryOptions) -> Operation[_Found]:
     name = lookup_name(domain)
     if name is None:  # an address literal is never looked up (C21)
-        return plan_delivery(domain, None, {})
+        return _Found(plan_delivery(domain, None, {}))
     mx: DNSAnswer = yield ResolveMX(name)
     hosts: list[str] = []
     if mx.status is DNSStatus.OK:
@@ -164,7 +229,7 @@ def plan(domain: str, options: DeliveryOptions) -> Operation[DeliveryPlan]:
     addresses: dict[str, DNSAnswer] = {}
     for host in hosts:
         addresses[host] = yield ResolveAddresses(host)
-    return plan_delivery(
+    delivery_plan = plan_delivery(
         domain,
         mx,
         addresses,
@@ -173,6 +238,7 @@ def plan(domain: str, options: DeliveryOptions) -> Operation[DeliveryPlan]:
         prefer_family=options.prefer_family,
         address_limit=options.address_limit,
     )
+    return _Found(delivery_plan, mx, addresses)
 
 
 class _Ledger:
@@ -288,30 +354,42 @@ def deliver_domain(
     domain: str, recipients: list[str], message: OutgoingMessage, options: DeliveryOptions
 ) -> Operation[list[RecipientOutcome]]:
     """Deliver ``message`` to ``recipients`` (all in ``domain``) through its mail exchangers."""
-    delivery_plan = yield from plan(domain, options)
-    if delivery_plan.error is not None:
+    found = yield from survey(domain, options)
+    delivery_plan = found.plan
+    if found.policy is None:
+        assert delivery_plan.error is not None
         error = delivery_plan.error
         reply = Reply.synthesized(error.code, f"{error.enhanced_status} {error.message}")
         status: Status = "temporary" if error.temporary else "permanent"
         return [RecipientOutcome(r, status, reply, error.message) for r in recipients]
     ledger = _Ledger(recipients, soft_errors=True)
-    tls_mode, verify = options.tls_policy.mode_for(domain)
     sessions = 0
     for attempt in delivery_plan.attempts:
         if sessions >= options.session_limit:
             break
+        host = found.hosts[attempt.host]
         session = options.new_session()
         where = AttemptRecord(attempt.host, attempt.address, options.port)
-        DELIVERY_LOGGER.info("connecting to %s (TLS: %s)", _where(where), tls_mode.value)
+        DELIVERY_LOGGER.info(
+            "connecting to %s (TLS: %s)", _where(where), host.requirement.kind.value
+        )
         try:
-            yield from _open(session, where, tls_mode, verify)
+            outcome, proceed = yield from open_under(session, where, host, found.policy)
         except SMTPError as exc:
             ledger.attempts.append(where.failed(exc))
             if not isinstance(exc, ConnectError):  # a server was reached: its word is the latest
                 ledger.settle_error(exc, where)
             DELIVERY_LOGGER.info("giving up on %s: %s", _where(where), exc)
             continue
-        where = where.connected(session.tls_active, session.tls_verified)
+        where = dataclasses.replace(where, policy=outcome)
+        if not proceed:  # skipped, never downgraded (RFC 7672 §2.2, RFC 8461 §5)
+            refused = policy_error(outcome)
+            ledger.attempts.append(where.failed(refused))
+            ledger.settle_error(refused, where)
+            DELIVERY_LOGGER.info("giving up on %s: %s", _where(where), refused)
+            continue
+        authenticated = outcome.kind is PolicyKind.DANE and outcome.met
+        where = where.connected(session.tls_active, session.tls_verified or authenticated)
         sessions += 1  # a session that got past the greeting and TLS (X5, Postfix's limit)
         recipients_here = list(ledger.pending)
         final = yield from _transaction(session, message, ledger, where, options)
@@ -320,25 +398,6 @@ def deliver_domain(
         if final:
             break
     return ledger.outcomes()
-
-
-def _open(
-    session: Session, where: AttemptRecord, tls_mode: TLSMode, verify: bool
-) -> Operation[None]:
-    # An address literal has no name to check a certificate against: use the address.
-    name = where.address if where.host.startswith("[") else where.host
-    try:
-        yield from session.open(
-            where.address, where.port, tls=tls_mode, server_hostname=name, verify=verify
-        )
-    except TLSError as exc:
-        if tls_mode is not TLSMode.OPPORTUNISTIC:
-            raise
-        # A failed opportunistic handshake: the same host again, in cleartext (RFC 7435 §4).
-        DELIVERY_LOGGER.info(
-            "TLS handshake with %s failed (%s); connecting again, in cleartext", _where(where), exc
-        )
-        yield from session.open(where.address, where.port, tls=TLSMode.NONE, server_hostname=name)
 
 
 def _transaction(

@@ -16,6 +16,7 @@ from smtpproto._wire.errors import (
 )
 from smtpproto._wire.events import Reply
 from smtpproto.mx import DEFAULT_MX_PORT
+from smtpproto.tls_report import PolicyOutcome
 
 __all__ = ["AttemptRecord", "DeliveryReport", "RecipientOutcome", "Status", "failure_detail"]
 
@@ -54,6 +55,9 @@ class AttemptRecord:
     connect_failed: bool = False  # refused or timed out before any SMTP was spoken
     encoding_error: bool = False  # the message needs an extension this host lacks
     tls_failed: bool = False  # the handshake failed, or STARTTLS was required and not had
+    #: The TLS policy the attempt ran under and whether it was met (None: no session reached
+    #: the point where the policy is judged, e.g. the connection was refused).
+    policy: PolicyOutcome | None = None
 
     def connected(self, tls: bool, tls_verified: bool) -> AttemptRecord:
         return dataclasses.replace(self, tls=tls, tls_verified=tls_verified)
@@ -68,7 +72,40 @@ class AttemptRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields["policy"] = None if self.policy is None else policy_dict(self.policy)
+        return fields
+
+
+def policy_dict(outcome: PolicyOutcome) -> dict[str, Any]:
+    """A policy outcome as JSON-ready values; ``failure`` in RFC 8460 §4.4 words."""
+    failure = outcome.failure
+    return {
+        "kind": outcome.kind.value,
+        "policy_type": outcome.kind.report_policy_type.value,
+        "policy_domain": outcome.policy_domain,
+        "policy_strings": list(outcome.policy_strings),
+        "met": outcome.met,
+        "failure": None
+        if failure is None
+        else {
+            "result_type": failure.result_type.value,
+            "receiving_mx_hostname": failure.receiving_mx_hostname,
+            "receiving_ip": failure.receiving_ip,
+            "additional_information": failure.additional_information,
+        },
+    }
+
+
+def policy_words(attempt: AttemptRecord) -> str:
+    """``"; TLS policy dane: met"``, or what failed, for the report's text (unless the
+    attempt's error already says it)."""
+    outcome = attempt.policy
+    if outcome is None or (attempt.error and not outcome.met):
+        return ""
+    failure = outcome.failure
+    said = "met" if failure is None else f"not met ({failure.result_type.value})"
+    return f"; TLS policy {outcome.kind.value}: {said}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +204,8 @@ class DeliveryReport:
             detail = o.detail.replace("\n", "\n      ")
             lines.append(f"  {o.recipient}: {o.status}{where}{tls}: {code}{detail}")
             lines += [
-                f"    tried {a.host} [{a.address}]:{a.port}: {a.error or 'ok'}" for a in o.attempts
+                f"    tried {a.host} [{a.address}]:{a.port}: {a.error or 'ok'}" + policy_words(a)
+                for a in o.attempts
             ]
         if self.diagnosis:
             lines.append(self.diagnosis)
