@@ -112,6 +112,23 @@ class Batch:
     """The messages of one ``Session.send_messages`` call, and those of their transactions in
     flight.  :meth:`next_outcome` settles them one at a time, in order."""
 
+    __slots__ = (
+        "_done",
+        "_exhausted",
+        "_flights",
+        "_follow_ups",
+        "_jobs",
+        "_messages",
+        "_need_rset",
+        "_peeked",
+        "_quit",
+        "_quit_sent",
+        "_raising",
+        "_ready",
+        "_session",
+        "_stopping",
+    )
+
     def __init__(
         self,
         session: Session,
