@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.deliver_harness import SilentListener
-from tests.scripted_server import Peer, ScriptedServer
+
+if TYPE_CHECKING:  # mypy knows testing/ as "testing" (package-dir mapping)
+    from testing import Peer, ScriptedServer
+else:
+    from smtpproto.testing import Peer, ScriptedServer
+
 from tests.servers.dnsmasq import DEFAULT_ZONE, DNSServer
 from tests.servers.fixtures import SMTPServerFactory
 from tests.servers.tls import TLSMaterial

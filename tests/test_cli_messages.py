@@ -12,7 +12,11 @@ import json
 import re
 from typing import TYPE_CHECKING
 
-from tests.scripted_server import ScriptedServer
+if TYPE_CHECKING:  # mypy knows testing/ as "testing" (package-dir mapping)
+    from testing import ScriptedServer
+else:
+    from smtpproto.testing import ScriptedServer
+
 from tests.servers.dnsmasq import DEFAULT_ZONE, DNSServer
 from tests.servers.fixtures import SMTPServerFactory
 from tests.servers.tls import TLSMaterial

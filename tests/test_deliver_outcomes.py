@@ -7,12 +7,18 @@ which host settled which recipient."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import pytest
 
 from smtpproto import Relay, TLSMode, TLSPolicy
 from tests.deliver_harness import Deliverer, MXServers, address
-from tests.scripted_server import Action, Peer, ScriptedServer
+
+if TYPE_CHECKING:  # mypy knows testing/ as "testing" (package-dir mapping)
+    from testing import Action, Peer, ScriptedServer
+else:
+    from smtpproto.testing import Action, Peer, ScriptedServer
+
 from tests.servers.fixtures import SMTPServerFactory
 from tests.servers.tls import TLSMaterial
 

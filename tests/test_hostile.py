@@ -1,6 +1,6 @@
 """Hostile servers, through each adapter: bounded time and bounded memory (issue 7, part 3).
 
-Each case is a :class:`~tests.scripted_server.ScriptedServer` action that misbehaves at one step:
+Each case is a :class:`~smtpproto.testing.ScriptedServer` action that misbehaves at one step:
 a 1 GiB reply line (streamed from one 64 KiB buffer, never built), an endless multi-line reply,
 a giant EHLO list (10^5 lines), binary garbage, replies sent before the greeting or pipelined
 junk, 334 challenges that never end, and a reply trickled byte by byte (slowloris).
@@ -33,7 +33,12 @@ from smtpproto import (
     Timeouts,
     TLSMode,
 )
-from tests.scripted_server import Action, Peer, ScriptedServer
+
+if TYPE_CHECKING:  # mypy knows testing/ as "testing" (package-dir mapping)
+    from testing import Action, Peer, ScriptedServer
+else:
+    from smtpproto.testing import Action, Peer, ScriptedServer
+
 
 if TYPE_CHECKING:  # imported for real by pytest_plugins, which rewrites its asserts
     from tests.adapters_harness import Adapter
