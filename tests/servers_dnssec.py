@@ -207,6 +207,7 @@ def build_zone(certs: Certificates, serial: int) -> str:
         f"_25._tcp.badtlsa IN TLSA 3 1 1 {spki_sha256(mx_pem)}",
         # an MX host that is an alias: the TLSA base domain is the target (RFC 7672 §2.2.2)
         f"alias IN CNAME mx.{ZONE}.",
+        f"aliasmx IN MX 10 alias.{ZONE}.",
         # MTA-STS only: a policy, and an MX host with no TLSA records (authenticated denial)
         f"sts IN MX 10 mail.{STS_DOMAIN}.",
         f"sts IN MX 20 other.{STS_DOMAIN}.",

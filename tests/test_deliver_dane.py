@@ -165,6 +165,20 @@ def test_bogus_tlsa_skips_the_host_without_connecting(
     assert [c.sni for c in server.connections] == ["mx.dane.test"]
 
 
+def test_an_aliased_mx_host_uses_the_expanded_name(
+    deliver: Deliverer, zone: kit.SignedZone
+) -> None:
+    """aliasmx.dane.test's MX host alias.dane.test is a CNAME to mx.dane.test, expanded
+    authentically: the TLSA base domain (and the SNI) is mx.dane.test (RFC 7672 §2.2.2)."""
+    certs = zone.certificates
+    rcpt = f"user@aliasmx.{kit.ZONE}"
+    with mx_server(certs.server_context(certs.mx, with_ca=False)) as server:
+        sent = deliver([rcpt])
+    assert sent[rcpt].status == "delivered"
+    assert policies(sent, rcpt) == [("alias.dane.test", "dane", None)]
+    assert server.connections[0].sni == "mx.dane.test"
+
+
 def test_an_insecure_zone_is_opportunistic(deliver: Deliverer, zone: kit.SignedZone) -> None:
     """plain.dane.test is unsigned: its (wrong) TLSA record is not even looked up, and any
     certificate is accepted, unverified, as without DANE."""
