@@ -4,7 +4,9 @@ for operations, hypothesis strategies and a pytest plugin.
 - :class:`ScriptedServer` — an SMTP server on a local socket that plays an ordinary dialogue,
   with *rules* that replace any step's reply by other bytes, chunked or delayed bytes, a fault
   (close, reset, stall, 421) or a function that takes the connection over; STARTTLS or implicit
-  TLS; a :class:`ConnectionRecord` of everything the client sent.
+  TLS; a :class:`ConnectionRecord` of everything the client sent.  It serves on threads;
+  :class:`AsyncioScriptedServer` and :class:`TrioScriptedServer` serve the same dialogue as
+  tasks of the running event loop.
 - :func:`make_tls_material` — a private CA and good, wrong-name, untrusted and expired server
   certificates (:mod:`smtpproto.testing.certificates`, needs trustme).
 - :mod:`smtpproto.testing.script` — play an operation against a list of expected requests and
@@ -19,17 +21,24 @@ Install what the kit needs with the ``testing`` extra: ``pip install 'smtpproto-
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from .asyncio_server import AsyncioScriptedServer
 from .certificates import CertKind, TLSMaterial, make_tls_material
 from .lookalikes import END_OF_DATA_LOOKALIKES
 from .peer import Peer
 from .records import Action, Answer, Chunked, ConnectionRecord, Delayed, Fault, reply
 from .server import DEFAULT_REPLIES, ScriptedServer
 
+if TYPE_CHECKING:
+    from .trio_server import TrioScriptedServer
+
 __all__ = [
     "DEFAULT_REPLIES",
     "END_OF_DATA_LOOKALIKES",
     "Action",
     "Answer",
+    "AsyncioScriptedServer",
     "CertKind",
     "Chunked",
     "ConnectionRecord",
@@ -38,6 +47,16 @@ __all__ = [
     "Peer",
     "ScriptedServer",
     "TLSMaterial",
+    "TrioScriptedServer",
     "make_tls_material",
     "reply",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # trio is optional: its server is imported when first asked for.
+    if name == "TrioScriptedServer":
+        from .trio_server import TrioScriptedServer  # noqa: PLC0415
+
+        return TrioScriptedServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
