@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dns.asyncbackend
 import dns.asyncresolver
@@ -24,6 +24,7 @@ __all__ = [
     "ADDRESS_TYPES",
     "DNS_ERRORS",
     "addresses_answer",
+    "denial_authentic",
     "mx_answer",
     "reply_authentic",
     "resolve_async",
@@ -50,6 +51,17 @@ def with_ad_flag(resolver: R) -> R:
 def reply_authentic(response: dns.message.Message | None) -> bool:
     """The AD bit of a reply."""
     return response is not None and bool(response.flags & dns.flags.AD)
+
+
+def denial_authentic(error: dns.exception.DNSException) -> bool:
+    """Whether a validating resolver proved the name or the type absent (NXDOMAIN or NODATA with
+    the AD bit): an authentic NODATA for MX makes the domain its own, authentic, MX host."""
+    if isinstance(error, dns.resolver.NXDOMAIN):
+        responses: dict[Any, dns.message.Message] = error.kwargs.get("responses") or {}
+        return bool(responses) and all(reply_authentic(r) for r in responses.values())
+    if isinstance(error, dns.resolver.NoAnswer):
+        return reply_authentic(error.kwargs.get("response"))
+    return False
 
 
 def status_of(error: dns.exception.DNSException) -> DNSStatus:
@@ -99,7 +111,7 @@ def resolve_sync(
         try:
             return mx_answer(resolver.resolve(request.domain, "MX"))
         except DNS_ERRORS as exc:
-            return DNSAnswer(status_of(exc))
+            return DNSAnswer(status_of(exc), authentic=denial_authentic(exc))
     results: list[dns.resolver.Answer | DNSStatus] = []
     for rdtype in ADDRESS_TYPES:
         try:
@@ -122,7 +134,7 @@ async def resolve_async(
         try:
             return mx_answer(await resolver.resolve(request.domain, "MX", backend=io))
         except DNS_ERRORS as exc:
-            return DNSAnswer(status_of(exc))
+            return DNSAnswer(status_of(exc), authentic=denial_authentic(exc))
     results: list[dns.resolver.Answer | DNSStatus] = []
     for rdtype in ADDRESS_TYPES:
         try:

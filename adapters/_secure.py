@@ -17,7 +17,6 @@ from typing import Any
 import dns.asyncbackend
 import dns.asyncresolver
 import dns.exception
-import dns.message
 import dns.resolver
 
 from smtpproto.dane import TLSAAnswer, TLSARecord
@@ -25,7 +24,7 @@ from smtpproto.driver import FetchPolicy, ResolveTLSA, ResolveTXT
 from smtpproto.mta_sts import MAX_POLICY_SIZE, PolicyFetch
 from smtpproto.mx import DNSAnswer, DNSStatus
 
-from ._dns import DNS_ERRORS, reply_authentic, status_of, with_ad_flag
+from ._dns import DNS_ERRORS, denial_authentic, reply_authentic, status_of, with_ad_flag
 
 __all__ = [
     "fetch_policy",
@@ -34,14 +33,6 @@ __all__ = [
     "resolve_secure_async",
     "resolve_secure_sync",
 ]
-
-
-def _denial_authentic(error: dns.exception.DNSException) -> bool:
-    """Whether an NXDOMAIN was validated (authenticated denial of existence)."""
-    if isinstance(error, dns.resolver.NXDOMAIN):
-        responses: dict[Any, dns.message.Message] = error.kwargs.get("responses") or {}
-        return bool(responses) and all(reply_authentic(r) for r in responses.values())
-    return False
 
 
 def _tlsa(answer: dns.resolver.Answer) -> TLSAAnswer:
@@ -62,7 +53,7 @@ def _txt(answer: dns.resolver.Answer) -> DNSAnswer:
 
 def _failed(request: ResolveTLSA | ResolveTXT, error: dns.exception.DNSException) -> Any:
     status = status_of(error)
-    authentic = _denial_authentic(error)
+    authentic = denial_authentic(error)
     if isinstance(request, ResolveTLSA):
         return TLSAAnswer(status, authentic=authentic)
     return DNSAnswer(status, authentic=authentic)

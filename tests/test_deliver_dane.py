@@ -179,6 +179,18 @@ def test_an_aliased_mx_host_uses_the_expanded_name(
     assert server.connections[0].sni == "mx.dane.test"
 
 
+def test_a_domain_without_mx_is_its_own_dane_host(deliver: Deliverer, zone: kit.SignedZone) -> None:
+    """mx.dane.test has no MX record (authentic NODATA): mail goes to its own address, under
+    its own TLSA record."""
+    certs = zone.certificates
+    rcpt = "user@mx.dane.test"
+    with mx_server(certs.server_context(certs.stranger, with_ca=False)) as server:
+        sent = deliver([rcpt])
+    assert sent[rcpt].status == "temporary"
+    assert policies(sent, rcpt) == [("mx.dane.test", "dane", "tlsa-invalid")]
+    assert not any("MAIL" in c.verbs for c in server.connections)
+
+
 def test_an_insecure_zone_is_opportunistic(deliver: Deliverer, zone: kit.SignedZone) -> None:
     """plain.dane.test is unsigned: its (wrong) TLSA record is not even looked up, and any
     certificate is accepted, unverified, as without DANE."""

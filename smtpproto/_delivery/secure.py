@@ -111,7 +111,8 @@ def domain_policy(
 ) -> Operation[DomainPolicy]:
     """Look up the MTA-STS record of the domain ``name`` (its lookup name; ``None`` for an
     address literal) and fetch its policy when the cache has no current one (RFC 8461 §3.3)."""
-    mx_authentic = mx is not None and mx.status is DNSStatus.OK and mx.authentic
+    # An authentic NODATA makes the domain its own MX host, as authentic (RFC 7672 §2.2.1).
+    mx_authentic = mx is not None and mx.authentic
     if name is None or not options.mta_sts:
         return DomainPolicy(name or "", mx_authentic, required=required)
     txt: DNSAnswer = yield ResolveTXT(f"_mta-sts.{name}")
