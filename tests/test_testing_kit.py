@@ -4,6 +4,10 @@ throwaway certificates, delays and resets happen, ``async with`` works under asy
 the plugin's fixtures arrive through the entry point, and the strategies produce what they
 promise (checked against the protocol machine).
 
+The same behaviours hold for the servers that are tasks of the event loop
+(:class:`AsyncioScriptedServer`, :class:`TrioScriptedServer`), each with the client of its
+loop running in the same loop and no thread started.
+
 The fault matrix (close, reset, stall, 421 at every step) is ``test_faults.py``; hostile
 callables are ``test_hostile.py``.  Both run on the kit too.
 """
@@ -11,9 +15,12 @@ callables are ``test_hostile.py``.  Both run on the kit too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,23 +32,31 @@ from hypothesis import strategies as st
 from smtpproto import (
     NEED_DATA,
     ClientConnection,
+    ConnectionLostError,
     Ehlo,
     MailFrom,
     ProtocolError,
     Reply,
+    ServiceClosing,
     SessionOptions,
+    SMTPError,
     SMTPTimeoutError,
+    TLSError,
     TLSMode,
 )
 
 if TYPE_CHECKING:  # mypy knows testing/ as "testing" (package-dir mapping)
     from testing import (
         Answer,
+        AsyncioScriptedServer,
         Chunked,
         ConnectionRecord,
         Delayed,
+        Fault,
+        Peer,
         ScriptedServer,
         TLSMaterial,
+        TrioScriptedServer,
         reply,
     )
     from testing import strategies as kit
@@ -51,11 +66,15 @@ if TYPE_CHECKING:  # mypy knows testing/ as "testing" (package-dir mapping)
 else:
     from smtpproto.testing import (
         Answer,
+        AsyncioScriptedServer,
         Chunked,
         ConnectionRecord,
         Delayed,
+        Fault,
+        Peer,
         ScriptedServer,
         TLSMaterial,
+        TrioScriptedServer,
         reply,
     )
     from smtpproto.testing import strategies as kit
@@ -278,6 +297,199 @@ def test_the_documented_pytest_examples_pass_through_the_entry_point(tmp_path: P
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "4 passed" in done.stdout, done.stdout
+
+
+# -- the servers that are tasks of the event loop -------------------------------------------------
+
+Loop = Literal["asyncio", "trio"]
+LoopServer = AsyncioScriptedServer | TrioScriptedServer
+LOOPS: list[Loop] = ["asyncio", "trio"]
+LOOP_OPTIONS = SessionOptions(local_hostname="client.test", timeout=5.0)
+
+
+def loop_server(loop: Loop, rules: dict[str, Any] | None = None, **options: Any) -> LoopServer:
+    kind = AsyncioScriptedServer if loop == "asyncio" else TrioScriptedServer
+    return kind(rules, **options)
+
+
+def run_in(loop: Loop, main: Callable[[], Awaitable[None]]) -> None:
+    if loop == "asyncio":
+        asyncio.run(main())  # type: ignore[arg-type]
+    else:
+        trio.run(main)
+
+
+def loop_client(loop: Loop, server: LoopServer, **options: Any) -> Any:
+    """The connecting client of ``loop``'s adapter (``async with`` it)."""
+    module = __import__(f"smtpproto.adapters.{loop}", fromlist=["SMTPClient"])
+    options.setdefault("tls", TLSMode.NONE)
+    options.setdefault("options", LOOP_OPTIONS)
+    return module.SMTPClient.connect(*server.address, **options)
+
+
+def serve_one(loop: Loop, server: LoopServer, **options: Any) -> None:
+    """Send MESSAGE to two recipients inside ``async with server``, in one event loop, and
+    check that neither the server's accepting nor its dialogue started a thread."""
+
+    async def main() -> None:
+        threads = threading.active_count()
+        async with server, loop_client(loop, server, **options) as client:
+            # Greeting, EHLO and any handshake are over: all served by tasks of this loop.
+            assert threading.active_count() == threads, threading.enumerate()
+            result = await client.send_message(
+                MESSAGE, "a@client.test", ["b@example.org", "c@example.org"]
+            )
+            assert [r.accepted for r in result.recipients] == [True, True]
+        assert server.record.eof  # leaving the block waited for the connection's task
+
+    run_in(loop, main)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("pieces", ["whole", "bytewise", "odd"])
+def test_loop_server_replies_cut_anywhere_read_the_same(loop: Loop, pieces: str) -> None:
+    rcpt = reply(250, "2.1.5 first line", "2.1.5 ok")
+    rules: dict[str, Any] = {"EHLO": EHLO_REPLY, "RCPT": rcpt}
+    if pieces == "bytewise":
+        rules = {"EHLO": Chunked(EHLO_REPLY, pause=0.001), "RCPT": Chunked(rcpt, pause=0.001)}
+    elif pieces == "odd":
+        rules = {
+            "EHLO": Chunked(EHLO_REPLY, sizes=(3, 7, 1, 20), pause=0.002),
+            "RCPT": Chunked(rcpt, sizes=(5, 2)),
+        }
+    server = loop_server(loop, rules)
+    serve_one(loop, server)
+    check_one_message(server.record)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("tls", ["none", "starttls", "implicit"])
+def test_loop_server_every_tls_mode(
+    loop: Loop, tls: Literal["none", "starttls", "implicit"], smtp_certificates: TLSMaterial
+) -> None:
+    options: dict[str, Any] = {}
+    if tls != "none":
+        options = {"tls_context": smtp_certificates.server_context()}
+        options["implicit_tls"] = tls == "implicit"
+    server = loop_server(loop, chunking=True, **options)
+    mode = {"none": TLSMode.NONE, "starttls": TLSMode.STARTTLS, "implicit": TLSMode.IMPLICIT}[tls]
+    context = smtp_certificates.client_context()
+    serve_one(loop, server, tls=mode, server_hostname="localhost", ssl_context=context)
+    record = server.record
+    assert record.tls is (tls != "none")
+    assert record.sni == ("localhost" if tls != "none" else None)
+    hellos = ["EHLO", "STARTTLS", "EHLO"] if tls == "starttls" else ["EHLO"]
+    assert record.verbs == [*hellos, "MAIL", "RCPT", "RCPT", "BDAT", "QUIT"]
+    assert record.messages == [MESSAGE]
+    assert record.errors == []
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_loop_server_records_a_failed_handshake(loop: Loop, smtp_certificates: TLSMaterial) -> None:
+    server = loop_server(
+        loop, tls_context=smtp_certificates.server_context("untrusted"), implicit_tls=True
+    )
+    context = smtp_certificates.client_context()
+
+    async def main() -> None:
+        async with server:
+            with pytest.raises(TLSError, match="CERTIFICATE_VERIFY_FAILED"):
+                await loop_client(
+                    loop,
+                    server,
+                    tls=TLSMode.IMPLICIT,
+                    server_hostname="localhost",
+                    ssl_context=context,
+                )
+
+    run_in(loop, main)
+    assert server.record.handshake_error is not None
+    assert not server.record.tls
+    assert server.record.steps == []
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_loop_server_delays_on_the_loop(loop: Loop) -> None:
+    """A delay is the loop's sleep: the client, in the same loop, times out while it runs,
+    and leaving the block cuts the rest short."""
+    server = loop_server(loop, {"MAIL": Delayed(0.2, b"250 2.1.0 late\r\n")})
+    serve_one(loop, server)
+    check_one_message(server.record)
+
+    slow = loop_server(loop, {"DATA": Delayed(30, b"354 go ahead\r\n")})
+
+    async def main() -> None:
+        async with slow, loop_client(loop, slow, options=SessionOptions(timeout=0.3)) as client:
+            with pytest.raises(SMTPTimeoutError):
+                await client.send_message(MESSAGE, "a@client.test", ["b@example.org"])
+
+    run_in(loop, main)  # would take 30 s if the delay were not cut short
+    assert slow.record.steps[-1] == "DATA"
+
+
+FAULT_ERRORS = {
+    Fault.CLOSE: ConnectionLostError,
+    Fault.RESET: ConnectionLostError,
+    Fault.STALL: SMTPTimeoutError,
+    Fault.SERVICE_CLOSING: ServiceClosing,
+}
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("fault", list(Fault))
+def test_loop_server_faults(loop: Loop, fault: Fault) -> None:
+    server = loop_server(loop, {"DATA": fault})
+
+    async def main() -> None:
+        async with server, loop_client(loop, server, options=SessionOptions(timeout=0.5)) as c:
+            with pytest.raises(FAULT_ERRORS[fault]):
+                await c.send_message(MESSAGE, "a@client.test", ["b@example.org"])
+
+    run_in(loop, main)
+    record = server.record
+    assert record.fault == ("DATA", fault)
+    assert not record.delivered
+    assert record.received.endswith(b"DATA\r\n")
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_loop_server_refuses_a_callable_action_in_the_record(loop: Loop) -> None:
+    def hostile(peer: Peer) -> None:  # pragma: no cover -- a loop server never calls it
+        peer.send(b"garbage\r\n")
+
+    server = loop_server(loop, {"GREETING": hostile})
+
+    async def main() -> None:
+        async with server:
+            with pytest.raises(ConnectionLostError):
+                await loop_client(loop, server)
+
+    run_in(loop, main)
+    assert "threaded ScriptedServer" in server.record.errors[-1]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_loop_server_reports_a_connection_still_served(loop: Loop) -> None:
+    server = loop_server(loop)
+    server.finish_timeout = 0.2
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="still running"):
+            async with server:
+                client = await loop_client(loop, server)  # kept open: the server waits
+        with contextlib.suppress(SMTPError):  # the server gave up on the connection
+            await client.disconnect()
+
+    run_in(loop, main)
+    assert server.record.verbs == ["EHLO"]
+
+
+def test_the_trio_server_is_imported_when_asked_for() -> None:
+    import smtpproto.testing as kit_package  # noqa: PLC0415
+
+    assert kit_package.TrioScriptedServer is TrioScriptedServer
+    with pytest.raises(AttributeError, match="NoSuchServer"):
+        kit_package.NoSuchServer  # noqa: B018 -- the lookup raises
 
 
 # -- the strategies, checked against the protocol machine ----------------------------------------

@@ -1,7 +1,8 @@
 """Testing asyncio code that sends mail, against the kit's scripted server.
 
-The server runs on threads, so the event loop is free while it answers; ``async with server``
-stops it without blocking the loop.  No asyncio plugin is needed: the test runs its own loop.
+``AsyncioScriptedServer`` serves as tasks of the running loop, next to the code under test:
+its delays are the loop's sleeps, and leaving ``async with`` waits until the connection is
+over.  No asyncio plugin is needed: the test runs its own loop.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import ssl
 
 from smtpproto.adapters.asyncio import SMTPClient
-from smtpproto.testing import Delayed, ScriptedServer, TLSMaterial
+from smtpproto.testing import AsyncioScriptedServer, Delayed, TLSMaterial
 
 from smtpproto import Reply, TLSMode
 
@@ -27,7 +28,7 @@ async def send_report(host: str, port: int, context: ssl.SSLContext, body: bytes
 
 
 def test_a_slow_server_is_waited_for(smtp_certificates: TLSMaterial) -> None:
-    server = ScriptedServer(
+    server = AsyncioScriptedServer(
         {"DOT": Delayed(0.5, b"250 2.0.0 queued after a while\r\n")},
         tls_context=smtp_certificates.server_context(),
         implicit_tls=True,

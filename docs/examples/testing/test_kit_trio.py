@@ -1,14 +1,15 @@
 """Testing trio code that sends mail, against the kit's scripted server.
 
-``async with server`` works under trio as under asyncio.  The test runs ``trio.run`` itself;
-with pytest-trio, write ``@pytest.mark.trio async def test_...`` instead.
+``TrioScriptedServer`` serves in a nursery of its own inside ``async with``, as trio tasks.
+The test runs ``trio.run`` itself; with pytest-trio, write ``@pytest.mark.trio async def
+test_...`` instead.
 """
 
 from __future__ import annotations
 
 import trio
 from smtpproto.adapters.trio import SMTPClient
-from smtpproto.testing import ScriptedServer
+from smtpproto.testing import TrioScriptedServer
 
 from smtpproto import TLSMode
 
@@ -19,7 +20,7 @@ async def send_with_chunking(host: str, port: int, body: bytes) -> None:
 
 
 def test_bdat_is_used_when_the_server_offers_chunking() -> None:
-    server = ScriptedServer(chunking=True)
+    server = TrioScriptedServer(chunking=True)
 
     async def main() -> None:
         async with server:
