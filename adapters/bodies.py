@@ -1,5 +1,6 @@
 """Performing the body requests of :mod:`smtpproto.driver` (``OpenBody``, ``ReadBody``,
-``CloseBody``): reading a path, a binary file object or an iterable of chunks.
+``CloseBody``): reading a path, a binary file object or an iterable of chunks; and the spool
+that DKIM signing needs for a body that can be read only once (``SpoolBody``, ``RemoveSpool``).
 
 Plain blocking calls, for any driver: a blocking driver calls :func:`perform_body_request`
 directly, an event loop's driver runs it in a worker thread (``asyncio.to_thread``,
@@ -9,25 +10,48 @@ directly, an event loop's driver runs it in a worker thread (``asyncio.to_thread
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import pathlib
+import tempfile
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from smtpproto import BodyReadError
-from smtpproto.driver import CloseBody, OpenBody, OpenedBody, ReadBody
+from smtpproto.driver import (
+    CloseBody,
+    OpenBody,
+    OpenedBody,
+    ReadBody,
+    RemoveSpool,
+    SpoolBody,
+)
 
-__all__ = ["BodyRequest", "perform_body_request"]
+__all__ = ["BODY_REQUESTS", "BodyRequest", "perform_body_request"]
 
-BodyRequest = OpenBody | ReadBody | CloseBody
+BodyRequest = OpenBody | ReadBody | CloseBody | SpoolBody | RemoveSpool
+#: The request types :func:`perform_body_request` performs, for ``isinstance``.
+BODY_REQUESTS = (OpenBody, ReadBody, CloseBody, SpoolBody, RemoveSpool)
+# Copied to a spool in pieces of this size: the spool costs this much memory at most.
+_SPOOL_PIECE = 1 << 20
 
 
-def perform_body_request(request: BodyRequest) -> OpenedBody | bytes | None:
+def perform_body_request(
+    request: BodyRequest,
+) -> OpenedBody | bytes | os.PathLike[str] | None:
     """Perform one body request: an :class:`OpenedBody` for ``OpenBody``, the next chunk
-    (``b""`` at the end) for ``ReadBody``, ``None`` for ``CloseBody``."""
+    (``b""`` at the end) for ``ReadBody``, the spool's path for ``SpoolBody``, ``None`` for
+    ``CloseBody`` and ``RemoveSpool``."""
     try:
         if isinstance(request, OpenBody):
             return _open(request)
+        if isinstance(request, SpoolBody):
+            return _spool(request)
+        if isinstance(request, RemoveSpool):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(request.path)
+            return None
         reader = request.reader
         assert isinstance(reader, _Reader), f"not a reader this module opened: {reader!r}"
         if isinstance(request, ReadBody):
@@ -70,6 +94,32 @@ def _open(request: OpenBody) -> OpenedBody:
         return OpenedBody(_Reader(caller_file, iter(()), owned=False), size, start)
     chunks: Iterable[bytes] = source
     return OpenedBody(_Reader(None, iter(chunks), owned=False))
+
+
+def _spool(request: SpoolBody) -> os.PathLike[str]:
+    """Append ``request.content`` to the spool (made here, not deleted on close: the core
+    reads it twice and then asks for :class:`RemoveSpool`); a failed copy leaves no new file."""
+    content = request.content
+    if request.path is None:
+        fd, name = tempfile.mkstemp(prefix="smtpproto-spool-")
+        file: BinaryIO = os.fdopen(fd, "wb")
+        path = pathlib.Path(name)
+    else:
+        path = pathlib.Path(request.path)
+        file = open(path, "ab")  # noqa: SIM115 -- closed below
+    try:
+        with file:
+            if isinstance(content, bytes):
+                file.write(content)
+            else:
+                assert isinstance(content, _Reader), f"not a reader this module opened: {content!r}"
+                while piece := content.read(_SPOOL_PIECE):
+                    file.write(piece)
+    except BaseException:
+        if request.path is None:
+            path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _position(file: BinaryIO, start: int | None) -> tuple[int | None, int | None]:

@@ -22,6 +22,7 @@ from ._operations.options import (
     TransactionWindow,
 )
 from ._operations.session import Session
+from ._wire.dkim_hash import SigningError
 from ._wire.encoder import BodyInspector, CRLFNormalizer, DataEncoder
 from ._wire.errors import (
     AuthenticationError,
@@ -139,6 +140,7 @@ __all__ = [
     "ServiceClosing",
     "Session",
     "SessionOptions",
+    "SigningError",
     "StartTLS",
     "State",
     "TLSError",

@@ -41,6 +41,7 @@ __all__ = [
     "PeerCertificates",
     "ReadBody",
     "Receive",
+    "RemoveSpool",
     "ReplyClock",
     "Request",
     "ResolveAddresses",
@@ -49,6 +50,7 @@ __all__ = [
     "ResolveTXT",
     "RunConcurrently",
     "Send",
+    "SpoolBody",
     "StartTLSHandshake",
     "drive",
     "drive_async",
@@ -267,6 +269,25 @@ class CloseBody:
 
 
 @dataclass(frozen=True, slots=True)
+class SpoolBody:
+    """Copy ``content`` to the end of a temporary file of the driver's (a new one when ``path``
+    is ``None``); the result is the file's path, an ``os.PathLike[str]``.  ``content`` is the
+    ``reader`` of an :class:`OpenedBody` (what is left of it is copied, and the caller still
+    closes it) or ``bytes``.  DKIM signing reads a body twice: a body that can be read only once
+    is spooled first, so that it is never held in memory."""
+
+    content: object
+    path: os.PathLike[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveSpool:
+    """Delete the temporary file a :class:`SpoolBody` made; one already gone is no error."""
+
+    path: os.PathLike[str]
+
+
+@dataclass(frozen=True, slots=True)
 class RunConcurrently:
     """Run each of ``operations`` to its end with a driver, and so a connection, of its own, at
     most ``limit`` at a time; the result is the list of their results, in order.  (Direct
@@ -293,6 +314,8 @@ Request = (
     | OpenBody
     | ReadBody
     | CloseBody
+    | SpoolBody
+    | RemoveSpool
     | RunConcurrently
 )
 #: An operation: a generator that yields requests, is sent their results, and returns a ``T``.

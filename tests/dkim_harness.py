@@ -205,3 +205,30 @@ def hash_blocks(count: int) -> tuple[HashedMessage, int]:
 
 
 FIFTY_MB = 50 * (1 << 20) // len(BLOCK)
+
+
+MAIL_DKIM_SCRIPT = """
+use strict; use warnings;
+use Mail::DKIM::Verifier; use Mail::DKIM::DNS; use Net::DNS::Resolver;
+Mail::DKIM::DNS::resolver(Net::DNS::Resolver->new(
+    nameservers => [$ARGV[0]], port => $ARGV[1], udp_timeout => 5, tcp_timeout => 5));
+my $verifier = Mail::DKIM::Verifier->new();
+binmode STDIN; local $/; $verifier->PRINT(<STDIN>); $verifier->CLOSE();
+print $_->algorithm, " ", $_->result_detail, "\n" foreach $verifier->signatures;
+"""
+
+
+def mail_dkim_verdicts(txt_server: TXTServer, message: bytes) -> list[str]:
+    """Mail::DKIM's verdict on each signature of ``message``: ``["rsa-sha256 pass", ...]``;
+    skips the test when Perl's Mail::DKIM is missing."""
+    probe = ["perl", "-MMail::DKIM::Verifier", "-e", "1"]
+    found = subprocess.run(probe, check=False, capture_output=True).returncode == 0
+    require_server(found, "Mail::DKIM (Debian package libmail-dkim-perl)")
+    command = ["perl", "-e", MAIL_DKIM_SCRIPT, txt_server.host, str(txt_server.port)]
+    done = subprocess.run(command, input=message, capture_output=True, check=True)
+    return done.stdout.decode().splitlines()
+
+
+def crlf(maildir_file: bytes) -> bytes:
+    """A message as Postfix's Maildir keeps it (LF line ends) back in its CRLF form."""
+    return maildir_file.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")

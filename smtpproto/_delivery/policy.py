@@ -20,6 +20,7 @@ from smtpproto._operations.channel import DEFAULT_PORTS
 from smtpproto._operations.message import Body, OutgoingMessage, prepare_message
 from smtpproto._operations.options import SendOptions, SessionOptions, TLSMode
 from smtpproto._operations.session import Session
+from smtpproto._operations.signing import signed
 from smtpproto._wire.errors import (
     ConnectError,
     DataRefused,
@@ -499,6 +500,9 @@ class DeliveryJob:
         """The whole delivery as one operation: the body checked, then the operations of
         :meth:`operations` run by the driver, as many at once as the options allow."""
         yield from self.prepare()
+        if self.options.send.dkim:  # signed once, whatever domains and hosts it goes to
+            self.message = yield from signed(self.message.with_options(self.options.send))
+            self.options = dataclasses.replace(self.options, send=self.message.options)
         if self.options.session.local_hostname is None:  # asked once, for every session
             self.options = self.options.named((yield LocalHostname()))
         operations = tuple(self.operations())

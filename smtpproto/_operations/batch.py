@@ -33,6 +33,7 @@ from smtpproto.driver import Operation
 
 from .channel import FATAL_ERRORS
 from .message import BodyReader, OutgoingMessage
+from .signing import signed
 
 if TYPE_CHECKING:
     from .session import Session
@@ -347,6 +348,8 @@ class Batch:
                 recipients = message.recipients
             reader = None  # a body in memory needs none: _send_content takes its bytes
             try:
+                if job.message.options.dkim:  # once per message: a follow-up has the signed one
+                    job.message = yield from signed(job.message)
                 if job.message.body.data is None:
                     reader = yield from job.message.body.open()
                 return self._prepare(job, recipients, reader)

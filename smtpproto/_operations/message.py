@@ -14,6 +14,7 @@ import email.header
 import email.message
 import email.policy
 import email.utils
+import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,16 @@ from typing import BinaryIO, Union
 
 from smtpproto._wire.addresses import format_mailbox, needs_smtputf8, rcpt_path
 from smtpproto._wire.encoder import is_pure_crlf
-from smtpproto.driver import BodyStream, CloseBody, OpenBody, OpenedBody, Operation, ReadBody
+from smtpproto._wire.errors import BodyReadError
+from smtpproto.driver import (
+    BodyStream,
+    CloseBody,
+    OpenBody,
+    OpenedBody,
+    Operation,
+    ReadBody,
+    RemoveSpool,
+)
 
 from .options import SendOptions
 
@@ -52,25 +62,56 @@ Body = Union[
 
 
 class BodyReader:
-    """One pass over a body: its chunks, from memory or through the driver."""
+    """One pass over a body: its chunks, from memory or through the driver.
 
-    def __init__(self, size: int | None, memory: Iterator[bytes], opened: OpenedBody | None):
+    A signed body read through the driver first yields its signature fields (``memory``), and
+    checks that its octets are those that were hashed (``expected``): a file that changed
+    since is a :exc:`BodyReadError` before its end, so it is never delivered.
+    """
+
+    def __init__(
+        self,
+        size: int | None,
+        memory: Iterator[bytes],
+        opened: OpenedBody | None,
+        expected: bytes | None = None,
+        spool: os.PathLike[str] | None = None,
+    ):
         self.size = size  # octets, when known without reading the body (for SIZE)
         self._memory = memory
         self._opened = opened
+        self._expected = expected
+        self._seen = hashlib.sha256() if expected is not None else None
+        self._spool = spool  # a spool to remove once read
 
     def next_chunk(self) -> Operation[bytes]:
         """The next chunk, ``b""`` at the end: taken from memory, or asked of the driver with a
         ``ReadBody`` request (the core never reads a file or a stream itself)."""
-        if self._opened is None:
-            return next(self._memory, b"")
-        chunk: bytes = yield ReadBody(self._opened.reader, CHUNK_SIZE)
-        return chunk
+        chunk = next(self._memory, b"")
+        if chunk or self._opened is None:
+            return chunk
+        read: bytes = yield ReadBody(self._opened.reader, CHUNK_SIZE)
+        if self._seen is not None:
+            self._seen.update(read)
+            if not read and self._seen.digest() != self._expected:
+                raise BodyReadError(
+                    "the message body changed after it was signed: it was not sent whole"
+                )
+        return read
+
+    @property
+    def handle(self) -> object:
+        """The driver's handle of the opened body (for ``SpoolBody``)."""
+        assert self._opened is not None  # only a body the driver reads has one
+        return self._opened.reader
 
     def close(self) -> Operation[None]:
         if self._opened is not None:
             opened, self._opened = self._opened, None
             yield CloseBody(opened.reader)
+        if self._spool is not None:
+            spool, self._spool = self._spool, None
+            yield RemoveSpool(spool)
 
 
 class BodySource:
@@ -95,6 +136,28 @@ class BodySource:
         self.single_reader = file or self.single_use
         self._start: int | None = None
         self._used = False
+        # Signed (see signed_copy): the fields to send first, and the digest of what was hashed.
+        self._prefix = b""
+        self._expected: bytes | None = None
+        self._spool: os.PathLike[str] | None = None  # removed after its one pass
+
+    def signed_copy(
+        self,
+        fields: bytes,
+        size: int,
+        digest: bytes,
+        spool: os.PathLike[str] | None,
+    ) -> BodySource:
+        """This body, read through the driver, with the signature ``fields`` first: ``size``
+        octets on the wire, ``digest`` the SHA-256 of what was hashed.  ``spool``: the
+        temporary file it is read from instead, deleted after its one pass."""
+        copy_ = BodySource(None, self.stream if spool is None else spool, size)
+        copy_._start = self._start if spool is None else 0
+        copy_.single_use = spool is not None
+        copy_.single_reader = self.single_reader
+        copy_._prefix, copy_._expected = fields, digest
+        copy_._spool = spool
+        return copy_
 
     def open(self) -> Operation[BodyReader]:
         """Start a pass over the body.  Raises for a second pass over a one-shot stream, and
@@ -106,13 +169,17 @@ class BodySource:
                 "this body is a one-shot stream and was already sent; pass bytes, a path or a "
                 "seekable file to send it again"
             )
-        first = not self._used
+        first = not self._used and self._expected is None  # a signed copy knows its start
         self._used = True
         opened: OpenedBody = yield OpenBody(self.stream, self._start)
         if first:
             self._start, self.size = opened.start, opened.size
             self.single_use = self.single_use or opened.start is None
-        return BodyReader(opened.size, iter(()), opened)
+        if self._expected is None:
+            return BodyReader(opened.size, iter(()), opened)
+        spool, self._spool = self._spool, None
+        prefix = iter((self._prefix,))
+        return BodyReader(self.size, prefix, opened, self._expected, spool)
 
 
 _NO_OPTIONS = SendOptions()

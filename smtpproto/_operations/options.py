@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from smtpproto._machine.state import DATA_BLOCK, TIMEOUTS, CommandKind
+from smtpproto._wire.dkim_sign import DKIMSigner
 from smtpproto._wire.events import NotifyCondition, check_dsn_options
 from smtpproto._wire.limits import Limits
 
@@ -168,8 +169,8 @@ class SessionOptions:
 @dataclass(frozen=True, kw_only=True)
 class SendOptions:
     """What to ask of the server for one message: DSN (RFC 3461), REQUIRETLS (RFC 8689),
-    MT-PRIORITY (RFC 6710).  Parameters the server does not offer are left out, except
-    ``requiretls``, which refuses the message instead."""
+    MT-PRIORITY (RFC 6710); and how to sign it (DKIM).  Parameters the server does not offer
+    are left out, except ``requiretls``, which refuses the message instead."""
 
     #: DSN: return the full message or only its headers in a bounce.
     ret: RetType | None = None
@@ -181,9 +182,16 @@ class SendOptions:
     requiretls: bool = False
     #: The message's priority, -9 to 9 (RFC 6710).
     mt_priority: int | None = None
+    #: Sign the message with each of these, in order (DKIM, RFC 6376; see docs/signing.rst).
+    dkim: tuple[DKIMSigner, ...] = ()
 
     def __post_init__(self) -> None:
         if self.notify is not None:
             object.__setattr__(self, "notify", tuple(self.notify))
+        if isinstance(self.dkim, DKIMSigner):
+            raise TypeError("dkim takes a sequence of signers: dkim=(signer,)")
+        object.__setattr__(self, "dkim", tuple(self.dkim))
+        if not all(isinstance(signer, DKIMSigner) for signer in self.dkim):
+            raise TypeError("dkim takes DKIMSigner objects")
         # Bad values are a ValueError now, before any operation has started (S1).
         check_dsn_options(self.ret, self.envid, self.notify, self.mt_priority)
