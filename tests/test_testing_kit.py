@@ -103,22 +103,26 @@ def check_one_message(record: ConnectionRecord) -> None:
     assert record.eof
 
 
+def cut_rules(pieces: str) -> dict[str, Any]:
+    """A multi-line EHLO reply and a multi-line RCPT reply, ``whole``, ``bytewise`` or ``odd``."""
+    rcpt = reply(250, "2.1.5 first line", "2.1.5 ok")
+    if pieces == "bytewise":
+        return {"EHLO": Chunked(EHLO_REPLY, pause=0.001), "RCPT": Chunked(rcpt, pause=0.001)}
+    if pieces == "odd":
+        return {
+            "EHLO": Chunked(EHLO_REPLY, sizes=(3, 7, 1, 20), pause=0.002),
+            "RCPT": Chunked(rcpt, sizes=(5, 2)),
+        }
+    return {"EHLO": EHLO_REPLY, "RCPT": rcpt}
+
+
 @pytest.mark.parametrize("pieces", ["whole", "bytewise", "odd"])
 def test_replies_cut_anywhere_read_the_same(
     adapter: Adapter, scripted_smtp: ScriptedSMTPFactory, pieces: str
 ) -> None:
     """A multi-line EHLO reply and two pipelined RCPT replies, sent whole, one octet at a time,
     or in odd-sized pieces: the client sees the same replies."""
-    rcpt = reply(250, "2.1.5 first line", "2.1.5 ok")
-    rules: dict[str, object] = {"EHLO": EHLO_REPLY, "RCPT": rcpt}
-    if pieces == "bytewise":
-        rules = {"EHLO": Chunked(EHLO_REPLY, pause=0.001), "RCPT": Chunked(rcpt, pause=0.001)}
-    elif pieces == "odd":
-        rules = {
-            "EHLO": Chunked(EHLO_REPLY, sizes=(3, 7, 1, 20), pause=0.002),
-            "RCPT": Chunked(rcpt, sizes=(5, 2)),
-        }
-    server = scripted_smtp(rules)  # type: ignore[arg-type]
+    server = scripted_smtp(cut_rules(pieces))
     assert send_one(adapter, server) == 1000
     server.finish()
     check_one_message(server.record)
@@ -327,9 +331,11 @@ def loop_client(loop: Loop, server: LoopServer, **options: Any) -> Any:
     return module.SMTPClient.connect(*server.address, **options)
 
 
-def serve_one(loop: Loop, server: LoopServer, **options: Any) -> None:
+def serve_one(loop: Loop, server: LoopServer, **options: Any) -> int | None:
     """Send MESSAGE to two recipients inside ``async with server``, in one event loop, and
-    check that neither the server's accepting nor its dialogue started a thread."""
+    check that neither the server's accepting nor its dialogue started a thread; the SIZE the
+    server advertised."""
+    sizes: list[int | None] = []
 
     async def main() -> None:
         threads = threading.active_count()
@@ -340,25 +346,18 @@ def serve_one(loop: Loop, server: LoopServer, **options: Any) -> None:
                 MESSAGE, "a@client.test", ["b@example.org", "c@example.org"]
             )
             assert [r.accepted for r in result.recipients] == [True, True]
+            sizes.append(client.extensions.size)
         assert server.record.eof  # leaving the block waited for the connection's task
 
     run_in(loop, main)
+    return sizes[0]
 
 
 @pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("pieces", ["whole", "bytewise", "odd"])
 def test_loop_server_replies_cut_anywhere_read_the_same(loop: Loop, pieces: str) -> None:
-    rcpt = reply(250, "2.1.5 first line", "2.1.5 ok")
-    rules: dict[str, Any] = {"EHLO": EHLO_REPLY, "RCPT": rcpt}
-    if pieces == "bytewise":
-        rules = {"EHLO": Chunked(EHLO_REPLY, pause=0.001), "RCPT": Chunked(rcpt, pause=0.001)}
-    elif pieces == "odd":
-        rules = {
-            "EHLO": Chunked(EHLO_REPLY, sizes=(3, 7, 1, 20), pause=0.002),
-            "RCPT": Chunked(rcpt, sizes=(5, 2)),
-        }
-    server = loop_server(loop, rules)
-    serve_one(loop, server)
+    server = loop_server(loop, cut_rules(pieces))
+    assert serve_one(loop, server) == 1000
     check_one_message(server.record)
 
 
