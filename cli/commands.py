@@ -134,6 +134,20 @@ def _add_send(commands: argparse._SubParsersAction[_Parser], common: _Parser) ->
     send.add_argument("--dsn-notify", type=_notify, metavar="NEVER|SUCCESS,FAILURE,DELAY")
     send.add_argument("--dsn-ret", choices=("FULL", "HDRS"), type=str.upper)
     send.add_argument("--dsn-envid", metavar="ID")
+    dkim = send.add_argument_group("DKIM signing (the dkim extra)")
+    dkim.add_argument(
+        "--dkim-key", action="append", default=[], metavar="FILE", help="private key; repeatable"
+    )
+    dkim.add_argument(
+        "--dkim-selector", action="append", default=[], metavar="S", help="one per --dkim-key"
+    )
+    dkim.add_argument(
+        "--dkim-domain",
+        action="append",
+        default=[],
+        metavar="D",
+        help="d= of the signatures: one for all keys or one per key (default: --from's domain)",
+    )
     send.add_argument("--adapter", choices=("blocking", "asyncio", "trio"), default="blocking")
     send.add_argument("--cafile", metavar="PEM", help="trust these CAs instead of the system's")
     send.add_argument(
@@ -181,6 +195,21 @@ def _add_mx(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> N
     mx.set_defaults(handler=_mx)
 
 
+def _add_dkim_record(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    record = commands.add_parser(
+        "dkim-record",
+        parents=[common],
+        help="print the DNS TXT record to publish for a DKIM private key",
+        description="Print the DKIM TXT record (v=DKIM1; k=...; p=...) for the public half of "
+        "a private key (PEM, RSA or Ed25519). With --selector and --domain, print it as a zone "
+        "file line at SELECTOR._domainkey.DOMAIN, in strings of at most 255 characters.",
+    )
+    record.add_argument("--key", required=True, metavar="FILE", help="the private key")
+    record.add_argument("--selector", metavar="S")
+    record.add_argument("--domain", metavar="D")
+    record.set_defaults(handler=_dkim_record)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="smtpproto",
@@ -192,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_send(commands, common)
     _add_mx(commands, common)
     add_probe_parser(commands, common)
+    _add_dkim_record(commands, common)
     demo = commands.add_parser(
         "demo",
         parents=[common],
@@ -209,10 +239,12 @@ def _color(args: argparse.Namespace) -> bool:
 
 
 def _send(args: argparse.Namespace) -> int:
+    from .dkim import signers_from  # noqa: PLC0415
     from .output import TranscriptPrinter  # noqa: PLC0415 -- load only what runs
     from .send import SendRequest, run_send  # noqa: PLC0415
 
     output = "json" if args.json else "quiet" if args.quiet else "text"
+    dkim = signers_from(args.dkim_key, args.dkim_selector, args.dkim_domain, args.sender)
     request = SendRequest(
         spec=MessageSpec(
             sender=args.sender,
@@ -238,6 +270,7 @@ def _send(args: argparse.Namespace) -> int:
         notify=args.dsn_notify,
         ret=args.dsn_ret,
         envid=args.dsn_envid,
+        dkim=dkim,
         output=output,
         color=_color(args),
         fancy=not args.plain,
@@ -245,6 +278,12 @@ def _send(args: argparse.Namespace) -> int:
     )
     printer = TranscriptPrinter(color=request.color) if output == "text" else None
     return run_send(request, printer)
+
+
+def _dkim_record(args: argparse.Namespace) -> int:
+    from .dkim import run_dkim_record  # noqa: PLC0415
+
+    return run_dkim_record(args.key, args.selector, args.domain)
 
 
 def _mx(args: argparse.Namespace) -> int:

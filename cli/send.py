@@ -37,6 +37,7 @@ from smtpproto import (
     TLSPolicy,
 )
 from smtpproto._delivery.report import Status, failure_detail
+from smtpproto._wire.dkim_sign import DKIMSigner
 from smtpproto._wire.events import check_dsn_options
 from smtpproto.mx import DEFAULT_MX_PORT
 
@@ -92,6 +93,7 @@ class SendRequest:
     notify: Sequence[str] | None = None
     ret: str | None = None
     envid: str | None = None
+    dkim: tuple[DKIMSigner, ...] = ()  # --dkim-key and its selector and domain
     output: str = "text"  # text, quiet or json
     color: bool = False
     fancy: bool = True  # rich, when installed and on a terminal
@@ -100,7 +102,7 @@ class SendRequest:
     @property
     def send_options(self) -> SendOptions:
         notify = tuple(self.notify) if self.notify is not None else None
-        return SendOptions(notify=notify, ret=self.ret, envid=self.envid)  # type: ignore[arg-type]
+        return SendOptions(notify=notify, ret=self.ret, envid=self.envid, dkim=self.dkim)  # type: ignore[arg-type]
 
     @property
     def session_options(self) -> SessionOptions:
