@@ -74,7 +74,7 @@ QUICK = {
 # Behind the latency proxy, per round trip in ms.  smtplib pays 4 round trips per message of A,
 # 8 per connection of B (handshake, greeting, EHLO, MAIL, RCPT, DATA, content, QUIT), one per
 # recipient of C and 4 per message of E: these counts keep each of its runs under about 3 s
-# (A at 50 ms: 16 x 4 x 50 ms), and the whole latency run near 5 minutes.
+# (A at 50 ms: 16 x 4 x 50 ms), and the whole latency run near 3 minutes.
 LATENCY = {
     10: {"messages": 40, "connections": 15, "recipients": 40, "per_connection": 10},
     50: {"messages": 16, "connections": 4, "recipients": 16, "per_connection": 4},
