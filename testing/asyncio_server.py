@@ -129,7 +129,7 @@ class _Connection:
     async def _take_over(self, request: rq.TakeOver) -> None:
         raise DialogueEnded(TAKE_OVER_NEEDS_THREADS)
 
-    async def _handshake(self, request: rq.Handshake) -> str | None:
+    async def _handshake(self, request: rq.Handshake) -> None:
         context = self.server.tls_context
         assert context is not None  # the dialogue checked
         try:
@@ -137,7 +137,8 @@ class _Connection:
         except OSError:
             self.handshake_failed = True
             raise
-        return self.server.sni_of(self.writer.get_extra_info("ssl_object"))
+        # The SNI callback ran in a transport callback: claim what it filed.
+        self.conversation.record.sni = self.server.sni_of(self.writer.get_extra_info("ssl_object"))
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

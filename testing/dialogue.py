@@ -188,7 +188,7 @@ class Conversation:
         if self.server.tls_context is None:
             raise RuntimeError("the server has no tls_context")
         try:
-            self.record.sni = yield Handshake()
+            yield Handshake()
         except OSError as exc:  # ssl.SSLError is an OSError
             self.record.handshake_error = repr(exc)
             return False

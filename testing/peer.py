@@ -126,16 +126,16 @@ class Peer:
     def _take_over(self, request: rq.TakeOver) -> None:
         request.action(self)
 
-    def _handshake(self, request: rq.Handshake) -> str | None:
+    def _handshake(self, request: rq.Handshake) -> None:
         context = self.server.tls_context
         assert context is not None  # the dialogue checked
         # A failed handshake closes the wrapped socket; a duplicate keeps the connection, so
         # that what the client does next (close, or talk in plaintext) is still observed.
         plain = self.sock.dup()
         try:
-            self.sock = context.wrap_socket(self.sock, server_side=True)
+            with self.server.handshaking(self.record):
+                self.sock = context.wrap_socket(self.sock, server_side=True)
         except OSError:
             self.sock = plain
             raise
         plain.close()
-        return self.server.sni_of(self.sock)

@@ -98,7 +98,8 @@ class Stall:
 
 @dataclass(frozen=True)
 class Handshake:
-    """The server's side of a TLS handshake on the same connection; the SNI the client sent.
+    """The server's side of a TLS handshake on the same connection; the driver records the
+    SNI the client sent (``record.sni``), even when the handshake fails.
 
     Raises :class:`OSError` if it failed; the plaintext connection is then kept where the loop
     allows it (asyncio closes it), so that what the client does next is still observed.

@@ -9,14 +9,21 @@ reads lives here.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import socket
 import ssl
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from .records import Action, ConnectionRecord
 
 __all__ = ["ScriptedServerBase"]
+
+#: The record of the connection whose handshake runs in this thread or trio task.
+_HANDSHAKING: contextvars.ContextVar[ConnectionRecord | None] = contextvars.ContextVar(
+    "smtpproto_testing_handshaking", default=None
+)
 
 
 class ScriptedServerBase:
@@ -53,8 +60,9 @@ class ScriptedServerBase:
         self.stall_limit = stall_limit
         self.io_timeout = io_timeout
         self.connections: list[ConnectionRecord] = []
-        # The SNI callback runs mid-handshake, wherever the loop runs it; it files the name
-        # under the TLS object, which the driver looks up once the handshake is over.
+        # The SNI callback runs mid-handshake.  In a thread or a trio task it runs in the
+        # handshaking code's context (see handshaking()); asyncio runs it in a transport
+        # callback, so there it files the name under the TLS object for sni_of().
         self._sni_names: weakref.WeakKeyDictionary[object, str | None] = weakref.WeakKeyDictionary()
         if tls_context is not None:
             tls_context.sni_callback = self._sni
@@ -95,9 +103,23 @@ class ScriptedServerBase:
         self.connections.append(record)
         return record
 
+    @contextlib.contextmanager
+    def handshaking(self, record: ConnectionRecord) -> Iterator[None]:
+        """Around a handshake run in this thread or task: the SNI goes to ``record``, even
+        when the handshake then fails."""
+        token = _HANDSHAKING.set(record)
+        try:
+            yield
+        finally:
+            _HANDSHAKING.reset(token)
+
     def sni_of(self, tls_object: object) -> str | None:
-        """The SNI sent in the handshake of ``tls_object`` (an SSL socket or object)."""
+        """The SNI sent in the handshake of ``tls_object`` (asyncio's SSL object)."""
         return self._sni_names.pop(tls_object, None)
 
     def _sni(self, tls_object: object, name: str | None, context: ssl.SSLContext) -> None:
-        self._sni_names[tls_object] = name
+        record = _HANDSHAKING.get()
+        if record is not None:
+            record.sni = name
+        else:
+            self._sni_names[tls_object] = name

@@ -169,13 +169,15 @@ class _Connection:
         raise DialogueEnded(TAKE_OVER_NEEDS_THREADS)
 
     @_as_os_errors
-    async def _handshake(self, request: rq.Handshake) -> str | None:
+    async def _handshake(self, request: rq.Handshake) -> None:
         context = self.server.tls_context
         assert context is not None  # the dialogue checked
         tls = trio.SSLStream(self.raw, context, server_side=True)
-        with trio.fail_after(self.server.io_timeout):
+        # trio runs the handshake, and so the SNI callback, in this task.
+        with (
+            self.server.handshaking(self.conversation.record),
+            trio.fail_after(self.server.io_timeout),
+        ):
             await tls.do_handshake()
         # A failed handshake left self.stream on the plaintext connection, still open.
         self.stream = tls
-        # The SNI callback saw the SSLObject inside the stream; trio keeps it private.
-        return self.server.sni_of(tls._ssl_object)
