@@ -7,6 +7,7 @@ report ``deliver()`` gives.  Concurrency: many threads (blocking), many tasks (a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import threading
 import uuid
@@ -291,6 +292,58 @@ def test_mx_walking_and_plan_errors_as_deliver_reports_them(dns_server: DNSServe
     assert comparable(got) == comparable(expected)
     assert [o.status for o in got.outcomes] == ["delivered", "permanent", "permanent"]
     assert got["a@deadmx.test"].attempts[0].connect_failed
+
+
+def later_here(host: str) -> ScriptedServer:
+    """A server for ``host`` that answers 451 to the recipient "later" (and to it only)."""
+
+    def rcpt(line: bytes) -> bytes:
+        return bytes(reply(451, "4.2.1 try later") if b"<later@" in line else reply(250, "ok"))
+
+    return ScriptedServer({"RCPT": Answer(rcpt)}, host=address(host), port=25)
+
+
+def send_in_turn(
+    library: str, dns_server: DNSServer, messages: list[OutgoingMessage], options: DeliveryOptions
+) -> list[DeliveryReport]:
+    """Each message in turn through one sender of ``library``, for direct delivery."""
+    if library == "blocking":
+        with Sender(options=options, resolver=dns_server.resolver()) as sender:
+            return [sender.send(m) for m in messages]
+    sender_type = AsyncioSender if library == "asyncio" else TrioSender
+
+    async def run() -> list[DeliveryReport]:
+        resolver = dns_server.async_resolver()
+        async with sender_type(options=options, resolver=resolver) as sender:
+            return [await sender.send(m) for m in messages]
+
+    return asyncio.run(run()) if library == "asyncio" else trio.run(run)
+
+
+@pytest.mark.parametrize("library", ["blocking", "asyncio", "trio"])
+@pytest.mark.parametrize(("hosts", "session_limit"), [(3, 2), (3, 3), (1, 2)])
+def test_a_4xx_at_the_pooled_host_moves_on_to_the_next_mx(
+    dns_server: DNSServer, hosts: int, session_limit: int, library: str
+) -> None:
+    """As ``deliver()``: "later" is tried at mx2 (451 too) and then mx3 (no 451 there) within
+    the session limit; the pooled connection to mx1 stays for the next message."""
+    names = ["mx1.ordered.test", "mx2.ordered.test", "mx3.ordered.test"][:hosts]
+    rcpts = ["a@ordered.test", "later@ordered.test"]
+    options = dataclasses.replace(OPTIONS, session_limit=session_limit)
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(later_here(n)) for n in names[:2]]
+        if hosts == 3:
+            servers.append(stack.enter_context(ScriptedServer(host=address(names[2]), port=25)))
+        resolver = dns_server.resolver()
+        expected = blocking_adapter.deliver(
+            content(), SENDER, rcpts, options=options, resolver=resolver
+        )
+        got = send_in_turn(library, dns_server, [message(rcpts), message(rcpts)], options)
+    assert comparable(got[0]) == comparable(got[1]) == comparable(expected)
+    later = got[0]["later@ordered.test"]
+    delivered = hosts == 3 and session_limit == 3
+    assert later.status == ("delivered" if delivered else "temporary")
+    assert len(servers[0].connections) == 2  # one for deliver(), one pooled for both sends
 
 
 def test_no_mx_reachable_is_temporary(dns_server: DNSServer) -> None:

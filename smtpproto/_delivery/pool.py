@@ -27,7 +27,7 @@ from smtpproto._operations.message import Body, OutgoingMessage
 from smtpproto._operations.session import Session
 from smtpproto._wire.errors import ConnectError, SMTPError
 from smtpproto._wire.events import Reply
-from smtpproto.driver import LocalHostname, Operation
+from smtpproto.driver import LocalHostname, Operation, RunConcurrently
 from smtpproto.tls_report import PolicyKind
 
 from .policy import (
@@ -36,7 +36,9 @@ from .policy import (
     DeliveryJob,
     DeliveryOptions,
     Relay,
+    Survey,
     _Ledger,
+    _transaction,
     survey,
 )
 from .report import AttemptRecord, DeliveryReport, RecipientOutcome, Status
@@ -85,7 +87,16 @@ class SenderLimits:
 class PooledConnection:
     """An open session kept for reuse.  ``handle`` is the adapter's own (its driver)."""
 
-    __slots__ = ("destination", "handle", "last_used", "messages", "opened_at", "session", "where")
+    __slots__ = (
+        "destination",
+        "handle",
+        "last_used",
+        "messages",
+        "opened_at",
+        "route",
+        "session",
+        "where",
+    )
 
     def __init__(self, session: Session, destination: Destination, where: AttemptRecord) -> None:
         self.session = session
@@ -95,6 +106,8 @@ class PooledConnection:
         self.last_used = 0.0
         self.messages = 0
         self.handle: object = None
+        #: For an MX destination: the survey it came from and its place in the plan.
+        self.route: tuple[Survey, int] | None = None
 
 
 class _Part:
@@ -338,6 +351,13 @@ class SenderPool:
                 ledger.settle_result(outcome, where)
             connection.messages += 1
             job.outcomes = ledger.outcomes()
+        if connection.route is not None:
+            left = [job for job in jobs if job.ledger.pending]
+            if left:  # on connections of their own, not the pooled one
+                walks = tuple(self._elsewhere(connection, job) for job in left)
+                yield RunConcurrently(walks, 1)
+                for job in left:
+                    job.outcomes = job.ledger.outcomes()
         return None if connection.session.closed else connection
 
     def retire(self, connection: PooledConnection) -> Operation[None]:
@@ -400,7 +420,16 @@ class SenderPool:
                     RecipientOutcome(r, status, reply, error.message) for r in job.ledger.recipients
                 ]
             return None
-        for attempt in found.plan.attempts:
+        return (yield from self._walk(domain, found, 0, jobs, options))
+
+    def _walk(
+        self, domain: str, found: Survey, start: int, jobs: list[_Part], options: DeliveryOptions
+    ) -> Operation[PooledConnection | None]:
+        """A session with the first host of the plan, from ``start``, that takes one: each
+        failure on the way is recorded for every job, as ``deliver()`` records it."""
+        assert found.policy is not None
+        for index in range(start, len(found.plan.attempts)):
+            attempt = found.plan.attempts[index]
             host = found.hosts[attempt.host]
             session = options.new_session()
             where = AttemptRecord(attempt.host, attempt.address, options.port)
@@ -414,8 +443,33 @@ class SenderPool:
                 continue
             authenticated = outcome.kind is PolicyKind.DANE and outcome.met
             where = where.connected(session.tls_active, session.tls_verified or authenticated)
-            return PooledConnection(session, ("mx", domain), where)
+            connection = PooledConnection(session, ("mx", domain), where)
+            connection.route = (found, index)
+            return connection
         return None
+
+    def _elsewhere(self, connection: PooledConnection, job: _Part) -> Operation[None]:
+        """Recipients the pooled host left open (a 4xx) go to the next MX hosts, as in
+        ``deliver()``, each over a session of its own that is closed after the message."""
+        assert connection.route is not None
+        found, index = connection.route
+        options = self.options
+        sessions = 1  # the pooled one (Postfix's smtp_mx_session_limit counts it)
+        domain = connection.destination[1]
+        final = False
+        while (
+            not final
+            and job.ledger.pending
+            and sessions < options.session_limit
+            and (other := (yield from self._walk(domain, found, index + 1, [job], options)))
+        ):
+            assert other.route is not None
+            sessions += 1
+            index = other.route[1]
+            final = yield from _transaction(
+                other.session, job.message, job.ledger, other.where, options
+            )
+            yield from other.session.quit()
 
 
 def _failed(jobs: list[_Part], where: AttemptRecord, exc: SMTPError, server: bool = True) -> None:
