@@ -43,6 +43,9 @@ class TrioScriptedServer(ScriptedServerBase):
 
     def _start(self) -> None:
         self._stack = contextlib.AsyncExitStack()
+        # Set by release() (ends stalls) and on leaving the block (ends delays too).
+        self.released = trio.Event()
+        self.stopping = trio.Event()
 
     async def __aenter__(self) -> TrioScriptedServer:
         await self._stack.enter_async_context(self._serving())
@@ -62,9 +65,6 @@ class TrioScriptedServer(ScriptedServerBase):
 
     @contextlib.asynccontextmanager
     async def _serving(self) -> AsyncIterator[None]:
-        # Set by release() (ends stalls) and on leaving the block (ends delays too).
-        self.released = trio.Event()
-        self.stopping = trio.Event()
         listener = trio.SocketListener(trio.socket.from_stdlib_socket(self._listener))
         async with trio.open_nursery() as connections:
             accepting = trio.CancelScope()
