@@ -167,6 +167,11 @@ class DeliveryReport:
     def with_status(self, status: Status) -> list[str]:
         return [o.recipient for o in self.outcomes if o.status == status]
 
+    def still_open(self) -> list[str]:
+        """The recipients worth another attempt (temporary failures), for the next one:
+        ``send(message, sender, report.still_open())``."""
+        return self.with_status("temporary")
+
     @property
     def all_delivered(self) -> bool:
         return all(o.status == "delivered" for o in self.outcomes)
