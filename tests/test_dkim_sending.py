@@ -25,6 +25,7 @@ from smtpproto import (
     BodyReadError,
     DeliveryOptions,
     DeliveryReport,
+    RecipientsRefused,
     SendOptions,
     SendResult,
     SessionOptions,
@@ -405,3 +406,78 @@ def test_deliver_signs_once(
 
 def test_delivery_options_carry_signers(both: SendOptions) -> None:
     assert DeliveryOptions(send=both).send.dkim == both.dkim
+
+
+# -- the staged API --------------------------------------------------------------------------
+
+
+def failing_part() -> Iterator[bytes]:
+    yield b"X-Part: one\r\n"
+    raise OSError("the part's disk went away")
+
+
+def test_staged_parts_are_spooled_and_signed_at_close(
+    adapter: Adapter, txt_server: TXTServer, both: SendOptions, spool_dir: Path, tmp_path: Path
+) -> None:
+    """Bytes, a path and a one-pass stream appended in turn: DATA waits for close_message,
+    which signs the whole; the spool is gone after it."""
+    data = message("staged")
+    head, rest = data.split(b"\r\n\r\n", 1)
+    (tmp_path / "middle.txt").write_bytes(b"\r\n\r\n" + rest[:20])
+    with BatchSink() as sink:
+        client = connect_sink(adapter, sink)
+        client.create_message(SENDER, options=both)
+        client.add_recipient("alice@postfix.test")
+        client.append_message(head)
+        client.append_message(tmp_path / "middle.txt")
+        assert len(list(spool_dir.iterdir())) == 1
+        client.append_message(iter([rest[20:30], rest[30:]]))
+        assert not any(read.startswith(b"DATA") for read in sink.reads)
+        result = client.close_message()
+        client.disconnect()
+    assert result.all_delivered
+    (content,) = sink.delivered
+    assert unstuffed(content).endswith(rest)
+    assert_verified(txt_server, unstuffed(content))
+    assert list(spool_dir.iterdir()) == []
+
+
+def test_staged_signing_failures_leave_the_session_usable(
+    adapter: Adapter, both: SendOptions, spool_dir: Path
+) -> None:
+    """A message that cannot be signed, a part that cannot be read, a reset, nobody accepted:
+    each ends its message without DATA, and no spool stays behind."""
+    with BatchSink(plan={4: {"RCPT": b"550 5.1.1 no\r\n"}}) as sink:
+        client = connect_sink(adapter, sink)
+        client.create_message(SENDER, options=both)
+        client.add_recipient("a@x.test")
+        client.append_message(b"Subject: no From\r\n\r\nbody\r\n")
+        with pytest.raises(SigningError, match="From"):
+            client.close_message()
+        client.create_message(SENDER, options=both)
+        client.add_recipient("a@x.test")
+        with pytest.raises(SigningError, match="From"):
+            client.close_message()  # nothing appended: an empty message
+        client.create_message(SENDER, options=both)
+        client.add_recipient("a@x.test")
+        client.append_message(b"From: a@x.test\r\n")
+        with pytest.raises(BodyReadError, match="went away"):
+            client.append_message(failing_part())
+        client.create_message(SENDER, options=both)
+        client.add_recipient("a@x.test")
+        with pytest.raises(RecipientsRefused):
+            client.close_message()
+        client.create_message(SENDER, options=both)
+        client.append_message(message("reset"))
+        assert client.reset().code == 250
+        assert client.send_message(message("after"), SENDER, ["a@x.test"]).all_delivered
+        client.disconnect()
+    assert [b"DATA" in read for read in sink.reads].count(True) == 1
+    assert list(spool_dir.iterdir()) == []
+
+
+def test_binarymime_is_never_signed(both: SendOptions) -> None:
+    from smtpproto import Session  # noqa: PLC0415
+
+    with pytest.raises(SigningError, match="BINARYMIME"):
+        Session().create_message(SENDER, body="BINARYMIME", options=both)

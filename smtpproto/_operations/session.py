@@ -10,10 +10,13 @@ per-recipient results, RSET after failures, and what counts as delivered.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from typing import TypeVar, cast
 
 from smtpproto._wire.addresses import needs_smtputf8
+from smtpproto._wire.dkim_hash import SigningError
+from smtpproto._wire.dkim_sign import DKIMSigner
 from smtpproto._wire.encoder import CRLFNormalizer
 from smtpproto._wire.errors import (
     BodyReadError,
@@ -39,7 +42,7 @@ from smtpproto._wire.events import (
     Rset,
 )
 from smtpproto._wire.results import RecipientResult, SendResult
-from smtpproto.driver import Operation
+from smtpproto.driver import Operation, RemoveSpool, SpoolBody
 
 from .batch import PIPELINE_GROUP, Batch, result_of
 from .channel import (
@@ -50,12 +53,14 @@ from .channel import (
 from .message import (
     Body,
     BodyReader,
+    BodySource,
     OutgoingMessage,
     body_source,
     chunks_of,
     prepare_message,
 )
 from .options import SendOptions, SessionOptions
+from .signing import signed_source
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -319,24 +324,28 @@ class Session(Channel):
         Raises before anything is sent, as :meth:`send_message` does, when the server cannot
         take the message (:class:`MessageTooLarge`, :class:`MessageEncodingError`,
         :class:`TLSRequiredError`).  DSN's ``notify`` is given per recipient, to
-        :meth:`add_recipient`.
+        :meth:`add_recipient`.  With signers (``options.dkim``) the parts appended are spooled
+        by the driver, and the message is signed and sent at :meth:`close_message`.
         """
         self._refuse_if_staged()
         options = options or _NO_OPTIONS
         if options.notify is not None:
             raise ValueError("notify is per recipient here: give it to add_recipient()")
+        if options.dkim and body == "BINARYMIME":
+            # Binary content is not CRLF text: what DKIM hashes would not be what is sent.
+            raise SigningError("BODY=BINARYMIME content cannot be signed with DKIM")
         if body is None and self.conn.extensions.eightbitmime:
             body = "8BITMIME"
         international = needs_smtputf8(sender) if smtputf8 is None else smtputf8
         mail = self._mail_from(sender, size, body, international, options)
-        return self._guarded(self._create_message(mail))
+        return self._guarded(self._create_message(mail, options.dkim))
 
-    def _create_message(self, mail: MailFrom) -> Operation[Reply]:
+    def _create_message(self, mail: MailFrom, signers: tuple[DKIMSigner, ...]) -> Operation[Reply]:
         reply = yield from self.command(mail)
         if not reply.is_positive:
             yield from self.command(Rset())
             raise SenderRefused("the server refused the sender", reply)
-        self._staged = _Staged(mail.body == "BINARYMIME", reply)
+        self._staged = _Staged(mail.body == "BINARYMIME", reply, signers)
         return reply
 
     def add_recipient(
@@ -368,6 +377,10 @@ class Session(Channel):
         return self._guarded(self._append(staged, content))
 
     def _append(self, staged: _Staged, content: Body) -> Operation[None]:
+        if staged.signers:
+            yield from self._spool_part(staged, body_source(content))
+            self._staged = staged
+            return
         try:
             reader = yield from body_source(content).open()
         except BodyReadError:
@@ -383,6 +396,43 @@ class Session(Channel):
             yield from self._start_staged_data(staged)
         self._staged = None  # content the server cannot take ends the message and the session
         yield from self._stream(reader)
+
+    def _spool_part(self, staged: _Staged, source: BodySource) -> Operation[None]:
+        """A part of a message to sign, added to its spool; a part that cannot be read ends the
+        message (RSET), since a message missing a part must never be sent."""
+        try:
+            if source.data is not None:
+                staged.spool = yield SpoolBody(source.data, staged.spool)
+            else:
+                reader = yield from source.open()
+                staged.spool = yield from _reading(reader, _spooled(reader, staged.spool))
+        except BodyReadError:
+            self._staged = None
+            yield from _remove(staged.spool)
+            yield from self.command(Rset())
+            raise
+
+    def _send_signed(self, staged: _Staged) -> Operation[None]:
+        """Sign the spooled message, then DATA and the signed message; the spool is removed
+        whatever happens in SMTP terms."""
+        spool, staged.spool = staged.spool, None
+        source = body_source(b"") if spool is None else BodySource(None, spool)
+        try:
+            if not any(result.accepted for result in staged.results):
+                yield from self._start_staged_data(staged)  # raises RecipientsRefused, after RSET
+            try:
+                body = yield from signed_source(source, staged.signers)
+            except (SigningError, BodyReadError):  # nothing of the message was sent
+                yield from self.command(Rset())
+                raise
+            yield from self._start_staged_data(staged)
+            self._staged = None
+            reader = yield from body.open()
+            yield from _reading(reader, self._stream(reader))
+        except SMTPError:
+            yield from _remove(spool)
+            raise
+        yield from _remove(spool)
 
     def _start_staged_data(self, staged: _Staged) -> Operation[None]:
         accepted = [r for r in staged.results if r.accepted]
@@ -409,7 +459,9 @@ class Session(Channel):
         return self._guarded(self._close_message(staged))
 
     def _close_message(self, staged: _Staged) -> Operation[SendResult]:
-        if not staged.data_started:
+        if staged.signers:
+            yield from self._send_signed(staged)
+        elif not staged.data_started:
             yield from self._append(staged, b"")
         yield from self._end_content([], [])
         accepted = [r.recipient for r in staged.results if r.accepted]
@@ -417,6 +469,12 @@ class Session(Channel):
         self._no_unsolicited_reply()  # a reply too many: the last one proves nothing
         recipients, replies = staged.envelope()
         return self._final_results(recipients, replies, accepted, finals, staged.mail_reply)
+
+    def reset(self) -> Operation[Reply]:
+        """``RSET``: also abandons a staged message (and removes what was spooled for it)."""
+        spool = self._staged.spool if self._staged is not None else None
+        op = super().reset()
+        return op if spool is None else _after(_remove(spool), op)
 
     def _refuse_if_staged(self) -> None:
         if self._staged is not None:
@@ -433,11 +491,13 @@ class Session(Channel):
 class _Staged:
     """The open staged message: recipient results so far, and whether DATA has begun."""
 
-    def __init__(self, binary: bool, mail_reply: Reply) -> None:
+    def __init__(self, binary: bool, mail_reply: Reply, signers: tuple[DKIMSigner, ...]) -> None:
         self.binary = binary
         self.mail_reply = mail_reply
         self.results: list[RecipientResult] = []
         self.data_started = False
+        self.signers = signers  # sign at close_message: the parts go to a spool till then
+        self.spool: os.PathLike[str] | None = None
 
     def envelope(self) -> tuple[list[str], list[Reply]]:
         """The recipients so far, and the answer to each one's RCPT."""
@@ -454,3 +514,18 @@ def _reading(reader: BodyReader, op: Operation[T]) -> Operation[T]:
         raise
     yield from reader.close()
     return result
+
+
+def _spooled(reader: BodyReader, spool: os.PathLike[str] | None) -> Operation[os.PathLike[str]]:
+    path: os.PathLike[str] = yield SpoolBody(reader.handle, spool)
+    return path
+
+
+def _remove(spool: os.PathLike[str] | None) -> Operation[None]:
+    if spool is not None:
+        yield RemoveSpool(spool)
+
+
+def _after(first: Operation[None], op: Operation[T]) -> Operation[T]:
+    yield from first
+    return (yield from op)

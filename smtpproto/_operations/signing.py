@@ -22,7 +22,7 @@ from smtpproto.driver import Now, Operation, RemoveSpool, SpoolBody
 
 from .message import BodyReader, BodySource, OutgoingMessage, body_source
 
-__all__ = ["hash_message", "signature_for", "signed"]
+__all__ = ["hash_message", "signature_for", "signed", "signed_source"]
 
 
 def signed(message: OutgoingMessage) -> Operation[OutgoingMessage]:
@@ -33,16 +33,19 @@ def signed(message: OutgoingMessage) -> Operation[OutgoingMessage]:
     when the message cannot be signed, and :exc:`~smtpproto.BodyReadError` when the driver
     cannot read or spool the body; either way nothing was sent, and no spool is left behind.
     """
-    signers = message.options.dkim
-    now = int((yield Now()))
-    source = message.body
-    if source.data is not None:
-        fields, _ = _signature(_hashed_bytes(source.data, signers), signers, now)
-        body = body_source(fields + _wire_bytes(source.data))
-    else:
-        body = yield from _signed_stream(source, signers, now)
+    body = yield from signed_source(message.body, message.options.dkim)
     options = dataclasses.replace(message.options, dkim=())
     return OutgoingMessage(message.sender, message.recipients, body, options)
+
+
+def signed_source(source: BodySource, signers: Sequence[DKIMSigner]) -> Operation[BodySource]:
+    """The body of ``source`` with the signature fields of ``signers`` first, as
+    :func:`signed` makes it."""
+    now = int((yield Now()))
+    if source.data is not None:
+        fields, _ = _signature(_hashed_bytes(source.data, signers), signers, now)
+        return body_source(fields + _wire_bytes(source.data))
+    return (yield from _signed_stream(source, signers, now))
 
 
 def _hashed_bytes(data: bytes, signers: Sequence[DKIMSigner]) -> HashedMessage:
