@@ -854,3 +854,47 @@ def test_R5_651_with_a_pipelined_DATA_already_answered_354_drops_the_connection(
     with pytest.raises(UnexpectedReplyCode):
         run(session.send_message(BODY, SENDER, [BOB, CAROL]), script)
     assert session.closed
+
+
+# -- the code decides, and a refusal is not remembered -------------------------------------
+
+
+def test_R4_the_code_decides_never_the_text() -> None:
+    """A 250 that says "rejected" accepts; a 550 that says "OK" refuses."""
+    session = open_session("PIPELINING")
+    script = [
+        Expect.send(mail() + rcpt(BOB) + rcpt(CAROL) + b"DATA\r\n"),
+        Reply(
+            b"250 2.1.0 ERROR? no: fine\r\n"
+            b"250 2.1.5 rejected (only in words)\r\n"
+            b"550 5.1.1 OK, delivered\r\n"
+            b"354 failure is not an option\r\n"
+        ),
+        Expect.send(BODY + DOT),
+        Reply(b"250 2.0.0 error-free, not an error\r\n"),
+    ]
+    result = run(session.send_message(BODY, SENDER, [BOB, CAROL]), script)
+    assert result.delivered == [BOB]
+    assert result.failed == [CAROL]
+
+
+def test_C18_a_refused_MAIL_is_not_cached_and_one_copy_goes_for_all_recipients() -> None:
+    """After a 550 to MAIL, the next message asks again with its own MAIL; a message for three
+    recipients on one server is one MAIL, three RCPTs and one DATA (RFC 5321 §4.5.4.1)."""
+    session = open_session("PIPELINING")
+    refused = [
+        Expect.send(mail() + rcpt(BOB) + b"DATA\r\n"),
+        Reply(b"550 5.7.1 not now\r\n503 5.5.1 need MAIL\r\n503 5.5.1 need MAIL\r\n"),
+        Expect.send(RSET),
+        Reply(ok()),
+    ]
+    with pytest.raises(SenderRefused):
+        run(session.send_message(BODY, SENDER, [BOB]), refused)
+    one_copy = [
+        Expect.send(mail() + rcpt(BOB) + rcpt(CAROL) + rcpt(DAVE) + b"DATA\r\n"),
+        Reply(ok(4) + b"354 go ahead\r\n"),
+        Expect.send(BODY + DOT),
+        Reply(QUEUED),
+    ]
+    result = run(session.send_message(BODY, SENDER, [BOB, CAROL, DAVE]), one_copy)
+    assert result.delivered == [BOB, CAROL, DAVE]
