@@ -167,7 +167,7 @@ def main() -> None:
             print(f"  {name:15} {rate:9.0f} msg/s  ({spread})  sender is {ratio:5.1f}x")
         first, last = samples[0], samples[-1]
         print(
-            f"  sender RSS after each 1000 per destination: {first:.1f} -> {last:.1f} MiB"
+            f"  sender RSS per slice of {SLICE} per destination: {first:.1f} -> {last:.1f} MiB"
             f" (max {max(samples):.1f}); peak RSS of the process "
             f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB"
         )
