@@ -181,3 +181,12 @@ def test_a_thousand_messages_through_four_workers(redis_url: str, tmp_path: Path
     retried = [o for o in outcomes if o["attempts"] == 2]
     assert len(retried) == MESSAGES // 10
     print(f"{MESSAGES} messages through {WORKERS} workers in {elapsed:.1f} s")
+
+
+def test_a_message_without_message_id_is_refused_before_it_is_queued() -> None:
+    """Without a Message-ID a receiver could not tell a duplicate (at least once) from a new
+    message: refused before anything reaches the broker (none runs here)."""
+    with pytest.raises(ValueError, match="Message-ID"):
+        enqueue(
+            celery_app.deliver, b"Subject: x\n\nMessage-ID: <in@body>\n", "a@b.test", ["c@d.test"]
+        )
