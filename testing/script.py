@@ -30,12 +30,15 @@ from smtpproto.driver import (
     Close,
     CloseBody,
     Connect,
+    Now,
     OpenBody,
     Operation,
     ReadBody,
     Receive,
+    RemoveSpool,
     Request,
     Send,
+    SpoolBody,
     StartTLSHandshake,
     drive,
 )
@@ -199,16 +202,20 @@ EOF = _EndOfStream()
 class _Player:
     """Answers an operation's requests from a script, checking each one."""
 
-    def __init__(self, script: Sequence[Step], bytewise: bool) -> None:
+    def __init__(self, script: Sequence[Step], bytewise: bool, now: float | None) -> None:
         self.steps: deque[Step] = deque(script)
         self.bytewise = bytewise
+        self.now = now
         self.unread: deque[bytes] = deque()  # server bytes not yet handed to the client
 
     def perform(self, request: Request) -> Any:
         """The request's result, or the script's failure for it (raised, as a driver does)."""
-        if isinstance(request, (OpenBody, ReadBody, CloseBody)):
-            # Bodies are read as every driver reads them; scripts list only the network.
+        if isinstance(request, (OpenBody, ReadBody, CloseBody, SpoolBody, RemoveSpool)):
+            # Bodies are read (and spooled) as every driver does it; scripts list the network.
             return perform_body_request(request)
+        if isinstance(request, Now):
+            _check(self.now is not None, lambda: "the operation asks the time: run(..., now=)")
+            return self.now
         if isinstance(request, Receive) and self.unread:
             return self.unread.popleft()
         _check(self.steps, lambda: f"the script is over but the operation asked for {request!r}")
@@ -251,12 +258,16 @@ class _Player:
         )
 
 
-def run(op: Operation[T], script: Sequence[Step], *, bytewise: bool = False) -> T:
+def run(
+    op: Operation[T], script: Sequence[Step], *, bytewise: bool = False, now: float | None = None
+) -> T:
     """Play ``script`` against ``op``; return its result or let its exception out.
 
-    ``bytewise``: every ``Receive`` gets a single byte of the server's replies.
+    ``bytewise``: every ``Receive`` gets a single byte of the server's replies.  ``now``: the
+    answer to the ``Now`` request (POSIX seconds), for operations that ask the time (signing,
+    MTA-STS); without it such a request fails the script.
     """
-    player = _Player(script, bytewise)
+    player = _Player(script, bytewise, now)
     try:
         result = drive(op, player.perform)  # the public loop, as every driver runs it
     except AssertionError:
@@ -268,7 +279,9 @@ def run(op: Operation[T], script: Sequence[Step], *, bytewise: bool = False) -> 
     return result
 
 
-def run_both(make_op: Callable[[], Operation[T]], script: Sequence[Step]) -> T:
+def run_both(
+    make_op: Callable[[], Operation[T]], script: Sequence[Step], *, now: float | None = None
+) -> T:
     """Play ``script`` whole and byte by byte, each on a fresh operation from ``make_op``.
 
     Both runs must write the same bytes (the script checks that) and end the same way: an equal
@@ -277,7 +290,7 @@ def run_both(make_op: Callable[[], Operation[T]], script: Sequence[Step]) -> T:
     outcomes: list[tuple[bool, Any]] = []
     for bytewise in (False, True):
         try:
-            outcomes.append((True, run(make_op(), script, bytewise=bytewise)))
+            outcomes.append((True, run(make_op(), script, bytewise=bytewise, now=now)))
         except AssertionError:
             raise
         except Exception as exc:  # the operation's own error: compare, then re-raise

