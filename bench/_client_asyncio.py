@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from _scenarios import (
@@ -19,10 +19,12 @@ from _scenarios import (
     Message,
     Work,
     async_one_at_a_time,
+    big_body,
     run_async,
+    signing_options,
 )
 
-from smtpproto import SendResult, SMTPError, prepare_message
+from smtpproto import SendOptions, SendResult, SMTPError, prepare_message
 
 if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (the package-dir mapping)
     from adapters.asyncio import SMTPClient, TLSMode
@@ -38,13 +40,15 @@ def _check(outcome: SendResult | SMTPError) -> None:
 
 
 @contextlib.asynccontextmanager
-async def session(host: str, port: int) -> AsyncIterator[AsyncSendAll]:
+async def session(
+    host: str, port: int, options: SendOptions | None = None
+) -> AsyncIterator[AsyncSendAll]:
     async with SMTPClient.connect(
         host, port, tls=TLSMode.NONE, local_hostname=LOCAL_HOSTNAME
     ) as client:
 
         async def send(body: Any, recipients: list[str]) -> None:
-            _check(await client.send_message(body, SENDER, recipients))
+            _check(await client.send_message(body, SENDER, recipients, options=options))
 
         yield async_one_at_a_time(send)
 
@@ -69,8 +73,9 @@ async def gather(sessions: list[Callable[[], Awaitable[None]]]) -> None:
 
 
 def run(scenario: str, w: Work) -> float:
-    return asyncio.run(run_async(session, Path, gather, scenario, w))
+    opener = functools.partial(session, options=signing_options(w))
+    return asyncio.run(run_async(opener, big_body(w), gather, scenario, w))
 
 
 def run_pipelined(scenario: str, w: Work) -> float:
-    return asyncio.run(run_async(pipelined_session, Path, gather, scenario, w))
+    return asyncio.run(run_async(pipelined_session, big_body(w), gather, scenario, w))

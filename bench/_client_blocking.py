@@ -7,8 +7,8 @@ messages of a session to ``send_messages``, which keeps whole transactions in fl
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from _scenarios import (
@@ -17,11 +17,13 @@ from _scenarios import (
     Message,
     SyncSendAll,
     Work,
+    big_body,
     one_at_a_time,
     run_sync,
+    signing_options,
 )
 
-from smtpproto import SendResult, SMTPError, prepare_message
+from smtpproto import SendOptions, SendResult, SMTPError, prepare_message
 
 if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (the package-dir mapping)
     from adapters.blocking import SMTPClient, TLSMode
@@ -41,11 +43,11 @@ def _check(outcome: SendResult | SMTPError) -> None:
 
 
 @contextlib.contextmanager
-def session(host: str, port: int) -> Iterator[SyncSendAll]:
+def session(host: str, port: int, options: SendOptions | None = None) -> Iterator[SyncSendAll]:
     with _connect(host, port) as client:
 
         def send(body: Any, recipients: list[str]) -> None:
-            _check(client.send_message(body, SENDER, recipients))
+            _check(client.send_message(body, SENDER, recipients, options=options))
 
         yield one_at_a_time(send)
 
@@ -64,8 +66,9 @@ def pipelined_session(host: str, port: int) -> Iterator[SyncSendAll]:
 
 
 def run(scenario: str, w: Work) -> float:
-    return run_sync(session, Path, scenario, w)
+    opener = functools.partial(session, options=signing_options(w))
+    return run_sync(opener, big_body(w), scenario, w)
 
 
 def run_pipelined(scenario: str, w: Work) -> float:
-    return run_sync(pipelined_session, Path, scenario, w)
+    return run_sync(pipelined_session, big_body(w), scenario, w)

@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported when needed: smtplib's workers must not carry smtpproto's RSS
+    from smtpproto import SendOptions
 
 __all__ = [
     "CLIENTS",
@@ -37,6 +41,7 @@ __all__ = [
     "Work",
     "async_one_at_a_time",
     "available",
+    "big_body",
     "load_client",
     "make_message",
     "one_at_a_time",
@@ -44,6 +49,7 @@ __all__ = [
     "run_async",
     "run_client",
     "run_sync",
+    "signing_options",
 ]
 
 SENDER = "bench@example.org"
@@ -81,6 +87,8 @@ class Work:
     big_file: str  # D
     concurrency: int  # E: connections at once...
     per_connection: int  # ...and messages over each
+    dkim_keys: str = ""  # D signed: a JSON file {"rsa": PEM, "ed": PEM} (smtpproto's clients)
+    big_stream: bool = False  # D: the file as a one-pass stream of 64 KiB chunks, not a path
 
     def units(self, scenario: str) -> int:
         """How many messages, recipients or octets the scenario moves (for its rate)."""
@@ -117,6 +125,34 @@ def read_whole_file(path: str) -> bytes:
     """For smtplib and aiosmtplib, which send only a message that is in memory."""
     with open(path, "rb") as file:
         return file.read()
+
+
+def _chunks(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 16):
+            yield chunk
+
+
+def big_body(w: Work) -> Callable[[str], Any]:
+    """How smtpproto's clients get D's file: its path, or a one-pass stream (which the driver
+    spools to a temporary file when the message is signed, since signing reads it twice)."""
+    return _chunks if w.big_stream else Path
+
+
+def signing_options(w: Work) -> SendOptions | None:
+    """D signed with an RSA-2048 and an Ed25519 key, as ``send_message``'s options; built
+    before the clock starts."""
+    if not w.dkim_keys:
+        return None
+    # Here, not at the top: smtplib's and aiosmtplib's workers import this module too.
+    from smtpproto import SendOptions  # noqa: PLC0415
+    from smtpproto.dkim import DKIMSigner  # noqa: PLC0415
+
+    keys = json.loads(Path(w.dkim_keys).read_text())
+    domain = SENDER.partition("@")[2]
+    return SendOptions(
+        dkim=tuple(DKIMSigner(domain, name, keys[name].encode()) for name in ("rsa", "ed"))
+    )
 
 
 #: One message to send: its content and its recipients.

@@ -11,6 +11,10 @@ and 13 were met.  Scenarios, each against a local sink on 127.0.0.1:
 - E: concurrent connections, several messages each (tasks for the async clients, threads for
   the blocking ones).
 
+``--dkim`` adds rows to D for smtpproto's blocking, asyncio and trio clients: the same file
+signed with an RSA-2048 and an Ed25519 key (generated once per run), given as a path and as a
+one-pass stream.  smtplib and aiosmtplib cannot sign: their rows stay unsigned.
+
 ``--latency`` runs A, B, C and E over a "network" instead: through ``bench/_latency_proxy.py``,
 which adds a 10 ms and a 50 ms round trip, to a sink that offers DATA only and to one that offers
 CHUNKING too, with fewer messages (a round trip now costs what a thousand messages cost on
@@ -38,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -140,6 +144,8 @@ TARGETS = [
 # Scenario D's peak RSS limit for smtpproto's clients (the message is 200 MB).
 RSS_LIMIT_MB = 60
 SMTPPROTO_CLIENTS = ("blocking", "asyncio", "trio")
+#: With --dkim, D's signed rows (for SMTPPROTO_CLIENTS): their key in the samples -> streamed.
+DKIM_CASES = {"D+DKIM": False, "D+DKIM stream": True}
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,24 @@ def write_big_file(path: Path, size: int) -> None:
             file.write(block)
             remaining -= len(block)
         file.write(block[: remaining - 2] + b"\r\n")
+
+
+def write_dkim_keys(path: Path) -> None:
+    """An RSA-2048 and an Ed25519 private key (PEM) as JSON, read by the workers."""
+    # Here, not at the top: the workers run this script too, and their RSS is measured.
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa  # noqa: PLC0415
+
+    pkcs8 = (
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    pem = {
+        "rsa": rsa.generate_private_key(65537, 2048).private_bytes(*pkcs8),
+        "ed": ed25519.Ed25519PrivateKey.generate().private_bytes(*pkcs8),
+    }
+    path.write_text(json.dumps({name: key.decode() for name, key in pem.items()}))
 
 
 # --- running the workers ----------------------------------------------------------------------
@@ -221,18 +245,36 @@ def rotated(items: Sequence[str], by: int) -> list[str]:
 Samples = dict[tuple[str, str, str], list[Sample]]
 
 
+def cases(
+    setting: Setting, scenarios: str, clients: Sequence[str], dkim_keys: str
+) -> Iterator[tuple[str, Work, list[str]]]:
+    """Each row group of a setting: its key in the samples, its work, its clients.  The key is
+    the scenario's letter, or with ``dkim_keys`` one of DKIM_CASES after D."""
+    for scenario in scenarios:
+        yield scenario, setting.work, list(clients)
+        if scenario == "D" and dkim_keys:
+            signers = [c for c in clients if c in SMTPPROTO_CLIENTS]
+            for key, stream in DKIM_CASES.items():
+                work = replace(setting.work, dkim_keys=dkim_keys, big_stream=stream)
+                yield key, work, signers
+
+
 def run_rounds(
-    settings: Sequence[Setting], scenarios: str, clients: Sequence[str], rounds: int
+    settings: Sequence[Setting],
+    scenarios: str,
+    clients: Sequence[str],
+    rounds: int,
+    dkim_keys: str = "",
 ) -> Samples:
     samples: Samples = {}
     for number in range(rounds):
         for turn, setting in enumerate(settings):
-            for scenario in scenarios:
-                for client in rotated(clients, number + turn + "ABCDE".index(scenario)):
-                    sample = run_worker(client, scenario, setting.work)
-                    samples.setdefault((setting.label, scenario, client), []).append(sample)
+            for key, work, group in cases(setting, scenarios, clients, dkim_keys):
+                for client in rotated(group, number + turn + "ABCDE".index(key[0])):
+                    sample = run_worker(client, key[0], work)
+                    samples.setdefault((setting.label, key, client), []).append(sample)
                     print(
-                        f"  round {number + 1}/{rounds} {setting.label} {scenario} {client:<18} "
+                        f"  round {number + 1}/{rounds} {setting.label} {key} {client:<18} "
                         f"{sample.seconds:8.3f} s  {sample.max_rss_kib / 1024:7.1f} MiB",
                         file=sys.stderr,
                         flush=True,
@@ -276,14 +318,19 @@ def ratio(samples: Samples, key: tuple[str, str], client: str, peer: str) -> str
 
 
 def results_table(
-    settings: Sequence[Setting], samples: Samples, scenarios: str, clients: Sequence[str]
+    settings: Sequence[Setting],
+    samples: Samples,
+    scenarios: str,
+    clients: Sequence[str],
+    dkim_keys: str = "",
 ) -> str:
     rows = []
     for setting in settings:
-        for scenario in scenarios:
-            label = f"{setting.label} {scenario} {scenario_size(setting.work, scenario)}".strip()
-            key = (setting.label, scenario)
-            for client in clients:
+        for case, work, group in cases(setting, scenarios, clients, dkim_keys):
+            scenario = case[0]
+            label = f"{setting.label} {scenario} {scenario_size(work, scenario)}".strip()
+            key = (setting.label, case)
+            for client in group:
                 got = samples[*key, client]
                 seconds = [s.seconds for s in got]
                 rows.append(
@@ -292,7 +339,7 @@ def results_table(
                         client,
                         f"{median(got):.3f}",
                         f"{min(seconds):.3f}-{max(seconds):.3f}",
-                        rate(scenario, setting.work.units(scenario), median(got)),
+                        rate(scenario, work.units(scenario), median(got)),
                         ratio(samples, key, client, "smtplib"),
                         ratio(samples, key, client, "aiosmtplib"),
                         f"{max(s.max_rss_kib for s in got) / 1024:.1f}",
@@ -330,7 +377,8 @@ def summary_table(
 
 def scenario_size(work: Work, scenario: str) -> str:
     if scenario == "D":  # the file exists only when D was run
-        return f"{work.units('D') / MB:.0f} MB file"
+        kind = "stream" if work.big_stream else "file"
+        return f"{work.units('D') / MB:.0f} MB {kind}" + (", DKIM" if work.dkim_keys else "")
     size = f"{work.message_size // 1024} KB" if work.message_size % 1024 == 0 else ""
     return {
         "A": f"{work.messages} x {size}, 1 connection",
@@ -447,6 +495,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", metavar="CLIENT:SCENARIO", help="cProfile one scenario instead of the table"
     )
+    parser.add_argument(
+        "--dkim",
+        action="store_true",
+        help="D also signed (RSA-2048 + Ed25519) by blocking, asyncio and trio: path and stream",
+    )
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -455,6 +508,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     allowed = LATENCY_SCENARIOS if args.latency else "".join(SCENARIOS)
     if not args.scenarios or set(args.scenarios) - set(allowed):
         parser.error(f"--scenarios takes letters of {allowed}")
+    if args.dkim and (args.latency or "D" not in args.scenarios):
+        parser.error("--dkim signs scenario D, on loopback")
     if args.clients is None:
         default = LATENCY_CLIENTS if args.latency else CLIENTS
         args.clients = [c for c in default if available(c)]
@@ -515,7 +570,10 @@ def latency_settings(args: argparse.Namespace) -> Iterator[list[Setting]]:
                     message_size=FULL["message_size"],
                     big_file="",
                     concurrency=concurrency,
-                    **{**sizes[rtt], "messages": args.messages or sizes[rtt]["messages"]},
+                    messages=args.messages or sizes[rtt]["messages"],
+                    connections=sizes[rtt]["connections"],
+                    recipients=sizes[rtt]["recipients"],
+                    per_connection=sizes[rtt]["per_connection"],
                 )
                 settings.append(Setting(f"{rtt} ms {server}", work))
         # Round trips in the outer loop: the table reads 10 ms DATA, 10 ms CHUNKING, 50 ms...
@@ -541,6 +599,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         profiled = args.profile.partition(":")[2].upper() if args.profile else None
         if "D" in (profiled or args.scenarios):
             write_big_file(big_file, sizes["big"])
+        args.dkim_keys = ""
+        if args.dkim:
+            args.dkim_keys = str(Path(tmp) / "dkim-keys.json")
+            write_dkim_keys(Path(args.dkim_keys))
         with servers(args.sink) as ports:
             work = Work(
                 host=HOST,
@@ -564,14 +626,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 def report(settings: list[Setting], args: argparse.Namespace) -> None:
     command = " ".join(["python", "bench/bench_clients.py", *sys.argv[1:]])
     print(f"# {command}", file=sys.stderr)
-    samples = run_rounds(settings, args.scenarios, args.clients, args.rounds)
+    dkim_keys = getattr(args, "dkim_keys", "")
+    samples = run_rounds(settings, args.scenarios, args.clients, args.rounds, dkim_keys)
     where = (
         f"through the latency proxy to bench/_sink.py ({', '.join(args.servers)})"
         if args.latency
         else f"sink for A-C, E: {args.sink}"
     )
     print(f"\n{command}\n{environment()}; {args.rounds} round(s), {where}\n")
-    print(results_table(settings, samples, args.scenarios, args.clients))
+    print(results_table(settings, samples, args.scenarios, args.clients, dkim_keys))
     print("\nvs X: X's median time / this client's median time (higher is faster).\n")
     if args.latency:
         print("Rates per second (messages; recipients for C), medians of the rounds; in")
