@@ -422,18 +422,19 @@ def _transaction(
     return not ledger.pending
 
 
-def deliver_relay(
-    message: OutgoingMessage, relay: Relay, options: DeliveryOptions
-) -> Operation[list[RecipientOutcome]]:
-    """Send ``message`` to all its recipients through ``relay``, authenticating first."""
-    session = options.new_session()
-    # A relay is a submission server: 465 with implicit TLS, else 587 (RFC 8314, RFC 6409).
-    port = relay.port if relay.port is not None else DEFAULT_PORTS.get(relay.tls, SUBMISSION_PORT)
-    where = AttemptRecord(relay.host, relay.host, port)
-    ledger = _Ledger(list(message.recipients), soft_errors=False)
+def relay_port(relay: Relay) -> int:
+    """The relay's port: as given, else by its TLS mode, a submission server's: 465 with
+    implicit TLS, else 587 (RFC 8314, RFC 6409)."""
+    return relay.port if relay.port is not None else DEFAULT_PORTS.get(relay.tls, SUBMISSION_PORT)
+
+
+def open_relay(session: Session, relay: Relay) -> Operation[tuple[AttemptRecord, SMTPError | None]]:
+    """Open ``session`` to ``relay`` and authenticate: the attempt so far, and the error that
+    ended it (None: ready for a transaction).  For ``deliver()`` and the sender's pool alike."""
+    where = AttemptRecord(relay.host, relay.host, relay_port(relay))
     DELIVERY_LOGGER.info("connecting to the relay %s (TLS: %s)", _where(where), relay.tls.value)
     try:
-        yield from session.open(relay.host, port, tls=relay.tls)
+        yield from session.open(relay.host, where.port, tls=relay.tls)
         where = where.connected(session.tls_active, session.tls_verified)
         if relay.username is not None:
             yield from session.authenticate(
@@ -443,9 +444,21 @@ def deliver_relay(
                 allow_cleartext=relay.allow_cleartext_auth,
             )
     except SMTPError as exc:
-        ledger.attempts.append(where.failed(exc))
-        ledger.settle_error(exc, where)
         DELIVERY_LOGGER.info("the relay %s failed: %s", _where(where), exc)
+        return where, exc
+    return where, None
+
+
+def deliver_relay(
+    message: OutgoingMessage, relay: Relay, options: DeliveryOptions
+) -> Operation[list[RecipientOutcome]]:
+    """Send ``message`` to all its recipients through ``relay``, authenticating first."""
+    session = options.new_session()
+    ledger = _Ledger(list(message.recipients), soft_errors=False)
+    where, error = yield from open_relay(session, relay)
+    if error is not None:
+        ledger.attempts.append(where.failed(error))
+        ledger.settle_error(error, where)
     else:
         yield from _transaction(session, message, ledger, where, options)
         ledger.log_settled(where, ledger.recipients)

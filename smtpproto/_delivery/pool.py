@@ -22,7 +22,6 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from smtpproto._operations.channel import DEFAULT_PORTS
 from smtpproto._operations.message import Body, OutgoingMessage
 from smtpproto._operations.session import Session
 from smtpproto._wire.errors import ConnectError, SMTPError
@@ -32,13 +31,14 @@ from smtpproto.tls_report import PolicyKind
 
 from .policy import (
     _STREAM_REFUSED,
-    SUBMISSION_PORT,
     DeliveryJob,
     DeliveryOptions,
     Relay,
     Survey,
     _Ledger,
     _transaction,
+    open_relay,
+    relay_port,
     survey,
 )
 from .report import AttemptRecord, DeliveryReport, RecipientOutcome, Status
@@ -207,9 +207,8 @@ class SenderPool:
         submission = Submission(job, on_done)
         if self.relay is not None:
             relay = self.relay
-            port = relay.port or DEFAULT_PORTS.get(relay.tls, SUBMISSION_PORT)
             groups: dict[Destination, list[str]] = {
-                ("relay", relay.host, str(port)): list(job.message.recipients)
+                ("relay", relay.host, str(relay_port(relay))): list(job.message.recipients)
             }
         else:
             groups = {("mx", domain): rcpts for domain, rcpts in job.groups.items()}
@@ -388,23 +387,12 @@ class SenderPool:
         self, relay: Relay, jobs: list[_Part], options: DeliveryOptions
     ) -> Operation[PooledConnection | None]:
         session = options.new_session()
-        port = relay.port or DEFAULT_PORTS.get(relay.tls, SUBMISSION_PORT)
-        where = AttemptRecord(relay.host, relay.host, port)
-        try:
-            yield from session.open(relay.host, port, tls=relay.tls)
-            where = where.connected(session.tls_active, session.tls_verified)
-            if relay.username is not None:
-                yield from session.authenticate(
-                    relay.username,
-                    relay.password,
-                    token=relay.token,
-                    allow_cleartext=relay.allow_cleartext_auth,
-                )
-        except SMTPError as exc:
-            _failed(jobs, where, exc)
+        where, error = yield from open_relay(session, relay)
+        if error is not None:
+            _failed(jobs, where, error)
             yield from session.quit()
             return None
-        return PooledConnection(session, ("relay", relay.host, str(port)), where)
+        return PooledConnection(session, ("relay", relay.host, str(where.port)), where)
 
     def _open_mx(
         self, domain: str, jobs: list[_Part], options: DeliveryOptions
