@@ -198,11 +198,7 @@ class Batch:
         if self._done:
             return
         self._done = True
-        flights = list(self._flights)
-        self._flights.clear()
-        if self._ready is not None:
-            flights.append(self._ready)
-            self._ready = None
+        flights = self._take_flights()
         for flight in flights:
             yield from self._release(flight)
         if any(flight.sent or flight.rset for flight in flights) or self._quit_sent:
@@ -230,13 +226,16 @@ class Batch:
         job.outcome = error
         self._jobs.append(job)
 
+    def _take_flights(self) -> list[_Flight]:
+        """Every flight in flight, and the one prepared: taken off the batch."""
+        flights = [*self._flights, *([self._ready] if self._ready is not None else [])]
+        self._flights.clear()
+        self._ready = None
+        return flights
+
     def _settle_all(self, error: SMTPError) -> Operation[None]:
         """After a fatal error: every message in flight, and one prepared, was not delivered."""
-        flights = list(self._flights)
-        self._flights.clear()
-        if self._ready is not None:
-            flights.append(self._ready)
-            self._ready = None
+        flights = self._take_flights()
         for flight in flights:
             yield from self._release(flight)
             self._settle(flight, error)
