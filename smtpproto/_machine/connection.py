@@ -453,7 +453,7 @@ class ClientConnection:
         assert isinstance(event, AuthResponse)
         if event.cancel:
             return b"*\r\n"
-        return _b64(event.data).encode("ascii") + b"\r\n"
+        return base64.b64encode(event.data) + b"\r\n"
 
     def _render_mail(self, event: Command) -> bytes:
         assert isinstance(event, MailFrom)
@@ -531,10 +531,6 @@ class ClientConnection:
 
     def _render_static(self, event: Command) -> bytes:
         return _STATIC_LINES[kind_of(event)]
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 _Renderer = Callable[[ClientConnection, Command], bytes]

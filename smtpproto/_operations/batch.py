@@ -259,27 +259,24 @@ class Batch:
     def _room(self) -> bool:
         """Whether to write more transactions now: nothing is in flight, or (PIPELINING) the
         window is half empty behind a transaction that leaves its group open."""
-        flights = self._flights
         if self._quit_sent or self._stopping:
             return False
-        if not flights:
-            return True
-        return (
-            self._session.conn.extensions.pipelining
-            and flights[-1].open_group
-            and len(flights) <= self._session.options.window.messages // 2
-        )
+        flights = self._flights
+        window = self._session.options.window
+        return not flights or (self._stacks() and len(flights) <= window.messages // 2)
 
     def _has_room(self) -> bool:
         """Whether one more transaction fits in the window."""
         flights = self._flights
         if not flights:
             return True
-        if not (self._session.conn.extensions.pipelining and flights[-1].open_group):
-            return False
         window = self._session.options.window
         octets = sum(len(f.chunk) for f in flights if f.chunk is not None)
-        return len(flights) < window.messages and octets < window.octets
+        return self._stacks() and len(flights) < window.messages and octets < window.octets
+
+    def _stacks(self) -> bool:
+        """Another transaction may join the last one in flight (PIPELINING, its group open)."""
+        return self._session.conn.extensions.pipelining and self._flights[-1].open_group
 
     def _riders(self, *, after_content: bool) -> Operation[list[Command]]:
         """Prepare the transactions that may go in the write being made; their commands (QUIT
