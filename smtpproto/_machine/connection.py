@@ -32,7 +32,7 @@ from smtpproto._wire.events import (
     Vrfy,
 )
 from smtpproto._wire.extensions import Extensions, parse_ehlo
-from smtpproto._wire.limits import Limits
+from smtpproto._wire.limits import DEFAULT_LIMITS, Limits
 from smtpproto._wire.receivebuffer import ReceiveBuffer
 from smtpproto._wire.replies import ReplyAssembler, parse_enhanced_status
 
@@ -102,7 +102,6 @@ _UNEXPECTED = Outcome.UNEXPECTED
 _GREETING_KIND, _MESSAGE_DATA = K.GREETING, K.MESSAGE_DATA
 
 # Immutable, so one instance serves every connection.
-_DEFAULT_LIMITS = Limits()
 _NO_EXTENSIONS = Extensions()
 
 
@@ -150,7 +149,7 @@ class ClientConnection:
     ) -> None:
         self.local_hostname = ehlo_domain(local_hostname)
         self.lmtp = lmtp
-        self.limits = limits or _DEFAULT_LIMITS
+        self.limits = limits or DEFAULT_LIMITS
         self.timeouts: Mapping[str, float] = TIMEOUTS
         if timeouts and timeouts.keys() == TIMEOUTS.keys():
             self.timeouts = dict(timeouts)  # every kind given (Timeouts.by_kind()): no merge

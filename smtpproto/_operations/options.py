@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
 from smtpproto._machine.state import DATA_BLOCK, TIMEOUTS, CommandKind
 from smtpproto._wire.dkim_sign import DKIMSigner
 from smtpproto._wire.events import NotifyCondition, check_dsn_options
-from smtpproto._wire.limits import Limits
+from smtpproto._wire.limits import DEFAULT_LIMITS, Limits
 
 __all__ = ["RetType", "SendOptions", "SessionOptions", "TLSMode", "Timeouts", "TransactionWindow"]
 
@@ -72,6 +71,8 @@ class Timeouts:
                 raise TypeError(f"timeout {phase.name} must be a number of seconds")
             if not (0 < seconds < math.inf):
                 raise ValueError(f"timeout {phase.name} must be positive and finite: {seconds}")
+        # Worked out once, here: every session that shares these timeouts takes this mapping.
+        object.__setattr__(self, "_machine_timeouts", MappingProxyType(self._kinds()))
 
     @classmethod
     def uniform(cls, seconds: float) -> Timeouts:
@@ -80,9 +81,10 @@ class Timeouts:
 
     def by_kind(self) -> Mapping[str, float]:
         """The limit for the reply to each kind of command, as the protocol machine takes it."""
-        return _by_kind(self)
+        machine_timeouts: Mapping[str, float] = self.__dict__["_machine_timeouts"]
+        return machine_timeouts
 
-    def _by_kind(self) -> Mapping[str, float]:
+    def _kinds(self) -> dict[str, float]:
         phase_of = {
             CommandKind.GREETING: self.greeting,
             CommandKind.MAIL: self.mail,
@@ -97,12 +99,8 @@ class Timeouts:
         return {kind: phase_of.get(kind, self.command) for kind in TIMEOUTS}
 
 
-# Each Session (a client, a delivery attempt) maps its Timeouts for the machine; most share one
-# Timeouts.  Cached: Session() 31 -> 15 µs (timeit, 2026-12-02), paid per message in
-# bench_clients B (a connection per message).
-@functools.lru_cache(maxsize=16)
-def _by_kind(timeouts: Timeouts) -> Mapping[str, float]:
-    return MappingProxyType(dict(timeouts._by_kind()))
+#: Immutable, so one instance serves every session that keeps the defaults.
+_DEFAULT_TIMEOUTS = Timeouts()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,11 +136,11 @@ class SessionOptions:
     #: The name said in EHLO; ``None``: this machine's (the driver's ``LocalHostname``).
     local_hostname: str | None = None
     #: A number of seconds for every phase, or :class:`Timeouts` phase by phase.
-    timeout: float | Timeouts = field(default_factory=Timeouts)
+    timeout: float | Timeouts = _DEFAULT_TIMEOUTS  # immutable: one serves every session
     #: Speak LMTP (RFC 2033): LHLO, and a reply per recipient after the data.
     lmtp: bool = False
     #: Bounds on what the server may make the client buffer.
-    limits: Limits = field(default_factory=Limits)
+    limits: Limits = DEFAULT_LIMITS  # immutable: one serves every session
     #: Transactions in flight at once in ``send_messages`` (CHUNKING and PIPELINING).
     window: TransactionWindow = _DEFAULT_WINDOW  # immutable: one serves every session
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Limits"]
+__all__ = ["DEFAULT_LIMITS", "Limits"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,3 +29,7 @@ class Limits:
             raise ValueError("max_reply_lines must be at least 1")
         if self.max_reply_bytes < self.max_line_length:
             raise ValueError("max_reply_bytes must be at least max_line_length")
+
+
+#: Immutable, so one instance serves every connection that keeps the defaults.
+DEFAULT_LIMITS = Limits()
