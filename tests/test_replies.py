@@ -412,3 +412,14 @@ def test_enhanced_status_never_raises(code: int, text: str) -> None:
     else:
         assert status.klass == code // 100
         assert text.endswith(rest)
+
+
+def test_S6_replies_a_server_invents_are_parsed_without_growing_memory() -> None:
+    # Single-line replies are remembered across connections, up to a bound: a server that makes
+    # every reply new still gets each one parsed, by any assembler, and memory stays bounded.
+    for number in range(2 * _replies._MAX_KNOWN_LINES):
+        line = f"250 2.0.0 reply {number}".encode()
+        for _ in range(2):  # the second time from the cache, while there is room
+            assembler = ReplyAssembler(max_lines=10, max_bytes=4096)
+            assert assembler.feed_line(line) == (250, (f"2.0.0 reply {number}",))
+    assert len(_replies._KNOWN_LINES) <= _replies._MAX_KNOWN_LINES
