@@ -97,6 +97,12 @@ class State(enum.Enum):
     #: a protocol error happened; the connection is unusable
     ERROR = "ERROR"
 
+    # Enum hashes a member by hashing its name in Python; the tables hash a state for every
+    # command and reply.  Members are singletons, so identity serves: worth 2.5 % of the client's
+    # own CPU per session in bench_session B and 3.0 % per message in A, with Outcome's (810 k vs
+    # 831 k and 416 k vs 429 k instructions, 2026-12-03).
+    __hash__ = object.__hash__
+
 
 class CommandKind(enum.StrEnum):
     """The name the state tables give each command; a ``str``, so it serves as a phase name.
@@ -138,6 +144,8 @@ class Outcome(enum.Enum):
     NEGATIVE = "4xx/5xx"
     #: a first digit outside 2-5 (RFC 5321 §4.2): the reply is well framed but means nothing
     UNEXPECTED = "other"
+
+    __hash__ = object.__hash__  # as State's (the reply table's key holds both)
 
 
 class Trigger(enum.Enum):
