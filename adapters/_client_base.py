@@ -13,6 +13,8 @@ __all__ = ["ClientBase"]
 
 D = TypeVar("D")
 
+_DEFAULT_OPTIONS = SessionOptions()  # immutable: one serves every connect() given none
+
 
 class ClientBase(abc.ABC, Generic[D]):
     """A :class:`~smtpproto.Session` and the driver ``D`` that runs its operations."""
@@ -32,7 +34,7 @@ class ClientBase(abc.ABC, Generic[D]):
         options: SessionOptions | None, timeout: float | Timeouts | None, local_hostname: str | None
     ) -> SessionOptions:
         """``connect()``'s ``timeout`` and ``local_hostname`` over its ``options``."""
-        return (options or SessionOptions()).updated(timeout=timeout, local_hostname=local_hostname)
+        return (options or _DEFAULT_OPTIONS).updated(timeout=timeout, local_hostname=local_hostname)
 
     @property
     def extensions(self) -> Extensions:

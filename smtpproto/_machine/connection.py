@@ -6,6 +6,7 @@ import base64
 import enum
 from collections import deque
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 from smtpproto._wire.addresses import ehlo_domain, needs_smtputf8
 from smtpproto._wire.command_lines import COMMAND_LINE_LIMIT, auth_line, render_mail, render_rcpt
@@ -151,8 +152,8 @@ class ClientConnection:
         self.lmtp = lmtp
         self.limits = limits or DEFAULT_LIMITS
         self.timeouts: Mapping[str, float] = TIMEOUTS
-        if timeouts and timeouts.keys() == TIMEOUTS.keys():
-            self.timeouts = dict(timeouts)  # every kind given (Timeouts.by_kind()): no merge
+        if isinstance(timeouts, MappingProxyType) and timeouts.keys() == TIMEOUTS.keys():
+            self.timeouts = timeouts  # complete and read-only (Timeouts.by_kind()): shared
         elif timeouts:
             unknown = set(timeouts) - set(TIMEOUTS)
             if unknown:
