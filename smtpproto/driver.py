@@ -86,10 +86,11 @@ class Send:
     """Write all of ``data`` within ``timeout`` seconds.  ``phase`` names what is being sent
     (``"MAIL"``, ``"DATA-BLOCK"``...), for the error a failure becomes.
 
-    With ``listen`` (message content, before its end), the result is what the server has sent
-    by the time the write is done, read without waiting (``b""``: nothing): a reply before the
-    end of data answers nothing the client sent, and the session must see it before it ends the
-    message, or it could take it for the answer to the end (checklist C12).  A driver that
+    With ``listen`` (a write of message content before its end: the first, then one per MiB
+    written), the result is what the server has sent by the time the write is done, read without
+    waiting (``b""``: nothing): a reply before the end of data answers nothing the client sent,
+    and the session must see it before it ends the message, or it could take it for the answer
+    to the end (checklist C12).  A driver that
     cannot read while it writes returns ``None``; the session then only catches a reply too
     many after the end of data.  Without ``listen`` the result is ``None`` (a driver may return
     bytes read meanwhile all the same: they are taken as if received).

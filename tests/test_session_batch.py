@@ -29,12 +29,15 @@ from smtpproto import (
     ServiceClosing,
     Session,
     SessionOptions,
+    SMTPError,
     TLSMode,
     TransactionWindow,
     UnexpectedReplyCode,
     prepare_message,
 )
 from smtpproto._operations.batch import PIPELINE_GROUP
+from smtpproto._operations.message import CHUNK_SIZE
+from smtpproto._operations.session import LISTEN_INTERVAL
 from smtpproto.driver import Close, Operation, Receive, Request, Send, drive
 
 from .scripted import EOF, Expect, Reply, Step, open_session, run, run_both
@@ -490,6 +493,28 @@ def test_C12_reply_heard_while_writing_content_is_caught_before_the_end(
         drive(session.send_message(big, SENDER, [BOB]), sink.perform)
     assert not any(w.endswith(b"\r\n.\r\n") for w in sink.writes)  # the end never went out
     assert session.closed
+
+
+def test_C12_the_first_write_of_content_listens_then_one_per_interval() -> None:
+    # A listen costs the driver a system call or a loop turn: the first write of content
+    # listens (a server that answers at once), then one write per LISTEN_INTERVAL octets.
+    sink = ListeningSink(b"")
+    session = Session(SessionOptions(local_hostname="client.example.org"))
+    drive(session.open("mx.example.net", 25, tls=TLSMode.NONE), sink.perform)
+    listened: list[bool] = []
+
+    def perform(request: Request) -> Any:
+        if isinstance(request, Send) and request.data[:1] == b"x":
+            listened.append(request.listen)
+        return sink.perform(request)
+
+    line = b"x" * 1022 + b"\r\n"
+    chunks = 3 * LISTEN_INTERVAL // CHUNK_SIZE  # written in chunks of CHUNK_SIZE
+    with pytest.raises(SMTPError):  # the sink never answers the end of data
+        drive(session.send_message(line * (chunks * CHUNK_SIZE // 1024), SENDER, [BOB]), perform)
+    per_interval = LISTEN_INTERVAL // CHUNK_SIZE
+    assert len(listened) == chunks  # the last chunk goes with the end, without listening
+    assert [i for i, listen in enumerate(listened) if listen] == [0, per_interval, 2 * per_interval]
 
 
 def test_C12_a_reply_too_many_after_the_end_of_data_is_no_delivery() -> None:

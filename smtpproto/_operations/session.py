@@ -74,6 +74,10 @@ T = TypeVar("T")
 
 # An in-memory body up to this size goes in the same flight as MAIL and RCPT with CHUNKING.
 ONE_FLIGHT_BDAT_LIMIT = 8 << 20
+# The first write of content listens for an early reply (C12), then one write per this many
+# octets: a listen costs asyncio a turn of its loop and the blocking driver a system call, and
+# on every 64 KiB chunk that was 17 % and 5 % of bench_clients D (2026-12-03).
+LISTEN_INTERVAL = 1 << 20
 _NO_OPTIONS = SendOptions()
 # Commands without arguments are all alike: one instance each serves every message.
 _DATA = Data()
@@ -240,13 +244,18 @@ class Session(Channel):
         memory = chunks_of(source) if isinstance(source, bytes) else iter(())
         try:
             held: list[Command] = []
+            unheard = LISTEN_INTERVAL  # octets written since the driver last listened
             while chunk := (
                 next(memory, b"") if reader is None else (yield from reader.next_chunk())
             ):
                 if held:
                     # The driver hands back what the server said meanwhile (C12, below).
-                    yield from self._send(*held, listen=True)
+                    listen = unheard >= LISTEN_INTERVAL
+                    yield from self._send(*held, listen=listen)
+                    if listen:
+                        unheard = 0
                 held = [MessageData(chunk)]
+                unheard += len(chunk)
             return held
         except LocalProtocolError as exc:
             yield from self._close()
