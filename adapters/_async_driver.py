@@ -86,6 +86,8 @@ class AsyncDriver(abc.ABC):
 
     async def perform(self, request: Request) -> Any:
         """Every request but ``Send`` and ``Receive``, which a subclass serves first."""
+        if type(request) is ReadBody:  # one per chunk of a streamed body
+            return await self._read_body(request)
         if isinstance(request, Connect):
             await self.abort()
             await self.connect(request)
@@ -115,9 +117,7 @@ class AsyncDriver(abc.ABC):
         # The local name may ask DNS, and reading a file or a pipe may block: off the loop.
         if isinstance(request, LocalHostname):
             return await self.in_thread(socket.getfqdn)
-        if isinstance(request, ReadBody):
-            return await self._read_body(request)
-        assert not isinstance(request, (Send, Receive))  # the subclass's fast path
+        assert not isinstance(request, (Send, Receive, ReadBody))  # served first
         self._read_ahead.pop(getattr(request, "reader", None), None)  # CloseBody ends it
         return await self.in_thread(perform_body_request, request)
 

@@ -60,7 +60,7 @@ from ._net import (
 )
 from ._secure import fetch_policy, policy_host, presented_chain, resolve_secure_sync
 from ._sync_client import SyncSMTPClient
-from .bodies import perform_body_request
+from .bodies import BODY_REQUESTS, perform_body_request
 
 __all__ = ["Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
@@ -120,6 +120,8 @@ class _Driver:
                 raise SMTPTimeoutError(request.phase, request.timeout) from None
             except OSError as exc:
                 raise ConnectionLostError(request.phase, str(exc)) from None
+        if isinstance(request, BODY_REQUESTS):  # a ReadBody per chunk of a streamed body
+            return perform_body_request(request)
         if isinstance(request, Connect):
             self.drop()
             self.sock = self._connect(request)
@@ -151,10 +153,8 @@ class _Driver:
         if isinstance(request, PeerCertificates):
             tls = self.sock if isinstance(self.sock, ssl.SSLSocket) else None
             return presented_chain(tls)
-        if isinstance(request, Now):
-            return time.time()
-        assert not isinstance(request, (Send, Receive))  # served first, by exact type
-        return perform_body_request(request)
+        assert isinstance(request, Now), request
+        return time.time()
 
     def _run_apart(self, op: Operation[T]) -> T:
         """Run ``op`` on a connection of its own."""
