@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import select
 import ssl
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -48,19 +47,16 @@ from ._net import (
     connect_timed_out,
     handshake_refused,
     no_connection,
-    os_reason,
 )
+from ._trio_streams import BROKEN, RECEIVE_SIZE, connect_reason, detail, heard
 
 __all__ = ["Connecting", "Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
 T = TypeVar("T")
-RECEIVE_SIZE = 1 << 16
 # RFC 8305's recommended delay before racing the next address of a name.
 HAPPY_EYEBALLS_DELAY = 0.25
 # How long a graceful close (TLS close_notify) may take before the stream is closed forcefully.
 CLOSE_GRACE = 5.0
-# What trio raises when the connection under a stream breaks or was closed.
-BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
 class SMTPClient(AsyncSMTPClient):
@@ -104,11 +100,11 @@ class _Driver(AsyncDriver):
                 with _scope(request.timeout) as scope:
                     await stream.send_all(request.data)
             except BROKEN as exc:
-                raise ConnectionLostError(request.phase, _detail(exc)) from None
+                raise ConnectionLostError(request.phase, detail(exc)) from None
             if scope.cancelled_caught:
                 raise SMTPTimeoutError(request.phase, request.timeout)
             if request.listen:
-                return await _heard(stream, request.phase)
+                return await heard(stream, request.phase)
             return None
         if type(request) is Receive:
             stream = self._stream(request.phase)
@@ -116,7 +112,7 @@ class _Driver(AsyncDriver):
                 with _scope(self.clock.remaining(request)) as scope:
                     return await stream.receive_some(RECEIVE_SIZE)
             except BROKEN as exc:
-                raise ConnectionLostError(request.phase, _detail(exc)) from None
+                raise ConnectionLostError(request.phase, detail(exc)) from None
             # Reached only when the scope's own deadline cancelled the receive.
             raise SMTPTimeoutError(request.phase, request.timeout)
         return await super().perform(request)
@@ -137,7 +133,7 @@ class _Driver(AsyncDriver):
         except trio.TooSlowError:
             raise connect_timed_out(request) from None
         except OSError as exc:
-            raise connect_failed(request, exc, _connect_reason(exc)) from None
+            raise connect_failed(request, exc, connect_reason(exc)) from None
         if request.implicit_tls:
             name = request.server_hostname or request.host
             self.stream = await self._handshake(self.stream, name, request.verify, request.timeout)
@@ -165,7 +161,7 @@ class _Driver(AsyncDriver):
             # trio wraps the ssl module's error; anything else broke the connection itself.
             if isinstance(exc.__cause__, ssl.SSLError):
                 raise handshake_refused(name, exc.__cause__) from None
-            raise ConnectionLostError(HANDSHAKE, _detail(exc)) from None
+            raise ConnectionLostError(HANDSHAKE, detail(exc)) from None
         return tls_stream
 
     def _stream(self, phase: str) -> trio.abc.Stream:
@@ -202,24 +198,6 @@ class _Driver(AsyncDriver):
         return results
 
 
-async def _heard(stream: trio.abc.Stream, phase: str) -> bytes | None:
-    """What the server has sent and the socket already holds, without waiting: a ``Send`` with
-    ``listen`` hands it back (a reply during the content, checklist C12).  Over a plain socket
-    only (``None`` otherwise): over TLS, readable octets may be a session ticket, not data."""
-    if not isinstance(stream, trio.SocketStream):
-        return None
-    try:
-        readable = select.select([stream.socket.fileno()], [], [], 0)[0]
-    except ValueError:  # a descriptor beyond what select() can watch
-        return None
-    if not readable:
-        return b""
-    try:
-        return bytes(await stream.receive_some(RECEIVE_SIZE))  # there: it does not wait
-    except BROKEN as exc:
-        raise ConnectionLostError(phase, _detail(exc)) from None
-
-
 def _scope(timeout: float | None) -> trio.CancelScope:
     """A scope that cancels what it encloses ``timeout`` seconds from now (``None``: never)."""
     return trio.CancelScope(deadline=math.inf if timeout is None else trio.current_time() + timeout)
@@ -228,18 +206,6 @@ def _scope(timeout: float | None) -> trio.CancelScope:
 def _deadline(timeout: float | None) -> contextlib.AbstractContextManager[trio.CancelScope]:
     """``trio.fail_after`` for a request's timeout; ``None`` means no limit."""
     return trio.fail_after(math.inf if timeout is None else timeout)
-
-
-def _connect_reason(exc: OSError) -> str:
-    """trio reports a failed connect as one OSError caused by a group of the attempts' errors."""
-    attempts = getattr(exc.__cause__, "exceptions", ())
-    reasons = dict.fromkeys(os_reason(error) for error in attempts)
-    return "; ".join(reasons) or os_reason(exc)
-
-
-def _detail(exc: BaseException) -> str:
-    """trio's stream errors carry their reason as the cause, not in their own message."""
-    return str(exc) or str(exc.__cause__ or type(exc).__name__)
 
 
 async def deliver(
