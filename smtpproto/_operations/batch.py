@@ -318,12 +318,8 @@ class Batch:
 
     def _more_to_write(self) -> bool:
         """Whether a transaction is left to write (a follow-up, or a message)."""
-        return (
-            self._ready is not None
-            or bool(self._follow_ups)
-            or self._peeked is not None
-            or not self._exhausted
-        )
+        # (A message read ahead, _peeked, means the input is not exhausted.)
+        return not self._exhausted or self._ready is not None or bool(self._follow_ups)
 
     def _next_flight(self) -> Operation[_Flight | None]:
         """The next transaction to write: one prepared earlier, a follow-up, or the next
