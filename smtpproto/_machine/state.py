@@ -98,9 +98,9 @@ class State(enum.Enum):
     ERROR = "ERROR"
 
     # Enum hashes a member by hashing its name in Python; the tables hash a state for every
-    # command and reply.  Members are singletons, so identity serves: worth 2.5 % of the client's
-    # own CPU per session in bench_session B and 3.0 % per message in A, with Outcome's (810 k vs
-    # 831 k and 416 k vs 429 k instructions, 2026-12-03).
+    # command and reply.  Members are singletons, so identity serves: with Outcome's, worth 3.1 %
+    # of the client's own CPU per message in bench_session A, 2.6 % per session in B and 3.2 %
+    # per recipient in C (instructions, 2026-12-03).
     __hash__ = object.__hash__
 
 
