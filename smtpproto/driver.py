@@ -329,8 +329,24 @@ Operation = Generator[Request, Any, T]
 def drive(operation: Operation[T], perform: Callable[[Request], Any]) -> T:
     """Run ``operation`` to its end, performing each request with ``perform``; return its
     result or raise its error."""
-    # The twin of drive_async, not a wrapper around it: a coroutine per request cost 2.9 % of
-    # the client's own CPU per session (bench/bench_session.py B, instructions, 2026-12-03).
+    runner = _run(operation, perform, awaits=False)
+    try:
+        runner.send(None)  # a perform that is not awaited never suspends the loop
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+    raise AssertionError("a synchronous perform suspended")
+
+
+async def drive_async(operation: Operation[T], perform: Callable[[Request], Awaitable[Any]]) -> T:
+    """:func:`drive` for an event loop: ``perform`` is awaited."""
+    return await _run(operation, perform, awaits=True)
+
+
+async def _run(operation: Operation[T], perform: Callable[[Request], Any], *, awaits: bool) -> T:
+    """The loop of both: one coroutine per operation, not one per request (a coroutine wrapping
+    each synchronous perform cost 2.9 % of the client's own CPU per session in
+    bench/bench_session.py B, instructions, 2026-12-03)."""
     value: Any = None
     error: SMTPError | None = None
     while True:
@@ -342,26 +358,8 @@ def drive(operation: Operation[T], perform: Callable[[Request], Any]) -> T:
         value, error = None, None
         try:
             value = perform(request)
-        except SMTPError as exc:
-            error = exc
-        except BaseException:
-            operation.close()  # interrupted mid-exchange: the session's connection is lost
-            raise
-
-
-async def drive_async(operation: Operation[T], perform: Callable[[Request], Awaitable[Any]]) -> T:
-    """:func:`drive` for an event loop: ``perform`` is awaited."""
-    value: Any = None
-    error: SMTPError | None = None
-    while True:
-        try:
-            request = operation.send(value) if error is None else operation.throw(error)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        value, error = None, None
-        try:
-            value = await perform(request)
+            if awaits:
+                value = await value
         except SMTPError as exc:
             error = exc
         except BaseException:
