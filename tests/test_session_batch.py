@@ -488,7 +488,7 @@ def test_C12_reply_heard_while_writing_content_is_caught_before_the_end(
     sink = ListeningSink(early)
     session = Session(SessionOptions(local_hostname="client.example.org"))
     drive(session.open("mx.example.net", 25, tls=TLSMode.NONE), sink.perform)
-    big = b"x" * 70_000 + b"\r\n"  # two chunks: the first is written with listen
+    big = b"x" * (CHUNK_SIZE + 5000) + b"\r\n"  # two chunks: the first is written with listen
     with pytest.raises(error):
         drive(session.send_message(big, SENDER, [BOB]), sink.perform)
     assert not any(w.endswith(b"\r\n.\r\n") for w in sink.writes)  # the end never went out
@@ -512,7 +512,7 @@ def test_C12_the_first_write_of_content_listens_then_one_per_interval() -> None:
     chunks = 3 * LISTEN_INTERVAL // CHUNK_SIZE  # written in chunks of CHUNK_SIZE
     with pytest.raises(SMTPError):  # the sink never answers the end of data
         drive(session.send_message(line * (chunks * CHUNK_SIZE // 1024), SENDER, [BOB]), perform)
-    per_interval = LISTEN_INTERVAL // CHUNK_SIZE
+    per_interval = -(-LISTEN_INTERVAL // CHUNK_SIZE)  # the first write at or past each interval
     assert len(listened) == chunks  # the last chunk goes with the end, without listening
     assert [i for i, listen in enumerate(listened) if listen] == [0, per_interval, 2 * per_interval]
 
@@ -727,7 +727,7 @@ def test_R5_unexpected_code_with_transactions_behind_drops_the_connection() -> N
 
 def test_C8_8bit_found_in_an_early_chunk_drops_the_connection(tmp_path: Path) -> None:
     path = tmp_path / "m.eml"
-    path.write_bytes("é".encode() * 40_000 + b"\r\n")
+    path.write_bytes("é".encode() * CHUNK_SIZE + b"\r\n")  # two chunks, the first 8-bit
     session = open_session("PIPELINING")
     script = [
         Expect.send(opening()),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from smtpproto import BodyReadError, OutgoingMessage, prepare_message
+from smtpproto._operations.message import CHUNK_SIZE
 from smtpproto.driver import Operation, drive
 
 if TYPE_CHECKING:  # mypy knows adapters/ as "adapters" (package-dir mapping)
@@ -67,8 +68,8 @@ def test_str_body_is_utf8_and_may_be_8bit() -> None:
 
 
 def test_large_body_comes_in_bounded_chunks() -> None:
-    message = prepare_message(b"x" * 100_000, SENDER, [BOB])
-    assert [len(c) for c in chunks(message)] == [65536, 100_000 - 65536]
+    message = prepare_message(b"x" * 200_000, SENDER, [BOB])
+    assert [len(c) for c in chunks(message)] == [CHUNK_SIZE, 200_000 - CHUNK_SIZE]
 
 
 def test_envelope_is_kept_in_order_and_recipients_copied() -> None:
@@ -246,14 +247,14 @@ def test_Message_sent_with_Bcc_in_the_envelope_only() -> None:
 
 def test_path_body_size_from_stat_and_re_readable(tmp_path: Path) -> None:
     path = tmp_path / "m.eml"
-    path.write_bytes(b"x" * 70_000)
+    path.write_bytes(b"x" * 150_000)
     message = prepare_message(path, SENDER, [BOB])
     assert message.size is None  # the driver stats it when it opens it: the core does no I/O
-    assert [len(c) for c in chunks(message)] == [65536, 70_000 - 65536]
-    assert message.size == 70_000
+    assert [len(c) for c in chunks(message)] == [CHUNK_SIZE, 150_000 - CHUNK_SIZE]
+    assert message.size == 150_000
     assert message.eight_bit is None  # unknown until read
     assert not message.single_use
-    assert content(message) == b"x" * 70_000
+    assert content(message) == b"x" * 150_000
 
 
 def test_missing_path_is_a_BodyReadError_when_opened(tmp_path: Path) -> None:

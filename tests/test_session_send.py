@@ -25,6 +25,7 @@ from smtpproto import (
     UnexpectedReplyCode,
     prepare_message,
 )
+from smtpproto._operations.message import CHUNK_SIZE
 from smtpproto._operations.session import ONE_FLIGHT_BDAT_LIMIT, PIPELINE_GROUP
 from smtpproto.driver import Operation
 
@@ -169,7 +170,7 @@ def test_CHUNKING_body_over_the_one_flight_limit_uses_DATA() -> None:
     body = b"x" * (ONE_FLIGHT_BDAT_LIMIT + 1)
     session = open_session("PIPELINING", "CHUNKING")
     sent: list[bytes] = []
-    chunks = (len(body) + (1 << 16) - 1) >> 16
+    chunks = -(-len(body) // CHUNK_SIZE)
 
     def last(data: bytes) -> None:  # the last chunk goes out with the end of data
         assert data.endswith(b"\r\n.\r\n")
