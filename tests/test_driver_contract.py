@@ -3,7 +3,9 @@ bodies fail, when it is interrupted, when no EHLO name was given; and the option
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 from collections.abc import Iterator
 from typing import Any
 
@@ -185,6 +187,19 @@ def test_one_number_is_every_phase() -> None:
     )
     assert options.updated() is options
     assert options.updated(local_hostname="me.test").local_hostname == "me.test"
+
+
+@pytest.mark.parametrize("duplicate", [copy.deepcopy, lambda o: pickle.loads(pickle.dumps(o))])
+def test_options_survive_a_deep_copy_and_pickling(duplicate: Any) -> None:
+    # A worker process (Celery) or a caller's copy gets options that still work; the timeouts'
+    # mapping for the machine is worked out once, and must not stop them from being copied.
+    options = SessionOptions(timeout=Timeouts(mail=7), local_hostname="me.test")
+    copied = duplicate(options)
+    assert copied == options
+    assert copied.timeouts.by_kind() == options.timeouts.by_kind()
+    assert copied.timeouts.by_kind()["MAIL"] == 7
+    with pytest.raises(TypeError):
+        copied.timeouts.by_kind()["MAIL"] = 1  # read-only: every session shares it
 
 
 def test_delivery_options_check_their_concurrency_and_take_a_name() -> None:
