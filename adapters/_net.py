@@ -12,6 +12,7 @@ from smtpproto.driver import Connect
 
 __all__ = [
     "HANDSHAKE",
+    "RECEIVE_SIZE",
     "client_context",
     "connect_failed",
     "connect_timed_out",
@@ -22,6 +23,8 @@ __all__ = [
 
 #: The phase a TLS handshake's timeouts and losses are reported in (STARTTLS or implicit).
 HANDSHAKE = "TLS handshake"
+#: The most each driver asks of its socket or stream in one read.
+RECEIVE_SIZE = 1 << 16
 
 
 def client_context(configured: ssl.SSLContext | None, verify: bool) -> ssl.SSLContext:

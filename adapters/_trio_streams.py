@@ -9,11 +9,10 @@ import trio
 
 from smtpproto import ConnectionLostError
 
-from ._net import os_reason
+from ._net import RECEIVE_SIZE, os_reason
 
-__all__ = ["BROKEN", "RECEIVE_SIZE", "connect_reason", "detail", "heard"]
+__all__ = ["BROKEN", "connect_reason", "detail", "heard"]
 
-RECEIVE_SIZE = 1 << 16
 # What trio raises when the connection under a stream breaks or was closed.
 BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 

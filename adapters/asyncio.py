@@ -41,6 +41,7 @@ from ._async_client import AsyncSMTPClient, Connecting
 from ._async_driver import AsyncDriver
 from ._net import (
     HANDSHAKE,
+    RECEIVE_SIZE,
     client_context,
     connect_failed,
     connect_timed_out,
@@ -51,7 +52,6 @@ from ._net import (
 __all__ = ["Connecting", "Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
 T = TypeVar("T")
-RECEIVE_SIZE = 1 << 16
 # RFC 8305's recommended delay before racing the next address of a name.
 HAPPY_EYEBALLS_DELAY = 0.25
 # How long a graceful close (TLS close_notify) may take before the transport is aborted.

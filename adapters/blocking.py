@@ -52,6 +52,7 @@ from smtpproto.driver import (
 from ._dns import resolve_sync
 from ._net import (
     HANDSHAKE,
+    RECEIVE_SIZE,
     client_context,
     connect_failed,
     connect_timed_out,
@@ -65,7 +66,6 @@ from .bodies import BODY_REQUESTS, perform_body_request
 __all__ = ["Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
 T = TypeVar("T")
-RECEIVE_SIZE = 1 << 16
 
 
 class SMTPClient(SyncSMTPClient):

@@ -42,13 +42,14 @@ from ._async_client import AsyncSMTPClient, Connecting
 from ._async_driver import AsyncDriver
 from ._net import (
     HANDSHAKE,
+    RECEIVE_SIZE,
     client_context,
     connect_failed,
     connect_timed_out,
     handshake_refused,
     no_connection,
 )
-from ._trio_streams import BROKEN, RECEIVE_SIZE, connect_reason, detail, heard
+from ._trio_streams import BROKEN, connect_reason, detail, heard
 
 __all__ = ["Connecting", "Relay", "SMTPClient", "TLSMode", "TLSPolicy", "deliver"]
 
